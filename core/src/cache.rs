@@ -1,0 +1,178 @@
+//! Verified-secret cache: after argon2 accepts a secret, remember a keyed BLAKE2b digest of
+//! (client id, stored PHC string, secret) so the same secret against the same stored hash
+//! skips argon2. Rotation changes the PHC string, so an old secret misses at once. Only the
+//! *secret check* is cached, never key state (active, expiry, scopes are read every time).
+//!
+//! The digest key is drawn from the OS once per cache, on first use (not at construction,
+//! because edge runtimes forbid randomness at module top level). If the OS RNG fails the cache
+//! stays off rather than use a guessable key.
+
+use crate::time::{Duration, Timestamp};
+use blake2::digest::consts::U32;
+use blake2::digest::{KeyInit, Mac};
+use blake2::Blake2bMac;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+type Mac256 = Blake2bMac<U32>;
+
+/// Size and lifetime of cached verifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Most entries (one per client id); 0 turns the cache off.
+    pub capacity: usize,
+    /// Entries older than this are verified with argon2 again (`None`: no age limit).
+    pub ttl: Option<Duration>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { capacity: 10_000, ttl: Some(Duration::from_secs(900)) }
+    }
+}
+
+struct Entry {
+    digest: [u8; 32],
+    verified_at: Timestamp,
+}
+
+/// The cache. `Send + Sync`; one mutex held only for a map operation.
+pub struct VerifiedCache {
+    config: CacheConfig,
+    key: OnceLock<Option<[u8; 32]>>,
+    map: Mutex<HashMap<String, Entry>>,
+}
+
+impl std::fmt::Debug for VerifiedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedCache").field("config", &self.config).field("len", &self.len()).finish()
+    }
+}
+
+impl Drop for VerifiedCache {
+    fn drop(&mut self) {
+        if let Some(Some(mut k)) = self.key.take() {
+            k.zeroize();
+        }
+    }
+}
+
+impl VerifiedCache {
+    /// An empty cache.
+    pub fn new(config: CacheConfig) -> Self {
+        VerifiedCache { config, key: OnceLock::new(), map: Mutex::new(HashMap::new()) }
+    }
+
+    fn digest(&self, client_id: &str, phc: &str, secret: &[u8]) -> Option<[u8; 32]> {
+        let key = self
+            .key
+            .get_or_init(|| {
+                let mut k = [0u8; 32];
+                getrandom::fill(&mut k).ok().map(|_| k)
+            })
+            .as_ref()?;
+        let mut mac = <Mac256 as KeyInit>::new_from_slice(key).ok()?;
+        mac.update(&(client_id.len() as u64).to_le_bytes());
+        mac.update(client_id.as_bytes());
+        mac.update(&(phc.len() as u64).to_le_bytes());
+        mac.update(phc.as_bytes());
+        mac.update(secret);
+        Some(mac.finalize().into_bytes().into())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn fresh(&self, e: &Entry, now: Timestamp) -> bool {
+        match self.config.ttl {
+            Some(ttl) => now >= e.verified_at && now <= e.verified_at.plus(ttl),
+            None => true,
+        }
+    }
+
+    /// True when this exact secret was verified against this exact PHC string before.
+    pub fn check(&self, client_id: &str, phc: &str, secret: &[u8], now: Timestamp) -> bool {
+        if self.config.capacity == 0 {
+            return false;
+        }
+        let Some(d) = self.digest(client_id, phc, secret) else { return false };
+        let map = self.lock();
+        match map.get(client_id) {
+            Some(e) if self.fresh(e, now) => bool::from(e.digest.ct_eq(&d)),
+            _ => false,
+        }
+    }
+
+    /// Records a successful argon2 verification.
+    pub fn insert(&self, client_id: &str, phc: &str, secret: &[u8], now: Timestamp) {
+        if self.config.capacity == 0 {
+            return;
+        }
+        let Some(digest) = self.digest(client_id, phc, secret) else { return };
+        let mut map = self.lock();
+        if map.len() >= self.config.capacity && !map.contains_key(client_id) {
+            map.retain(|_, e| self.config.ttl.is_none_or(|ttl| now <= e.verified_at.plus(ttl)));
+            if map.len() >= self.config.capacity {
+                if let Some(victim) = map.keys().next().cloned() {
+                    map.remove(&victim);
+                }
+            }
+        }
+        map.insert(client_id.to_string(), Entry { digest, verified_at: now });
+    }
+
+    /// Drops one client id (e.g. on delete).
+    pub fn forget(&self, client_id: &str) {
+        self.lock().remove(client_id);
+    }
+
+    /// Drops everything.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_unix(s).unwrap()
+    }
+
+    #[test]
+    fn hit_only_for_same_secret_and_same_hash() {
+        let c = VerifiedCache::new(CacheConfig::default());
+        c.insert("kc_a", "$phc1", b"secret", t(100));
+        assert!(c.check("kc_a", "$phc1", b"secret", t(101)));
+        assert!(!c.check("kc_a", "$phc1", b"secreT", t(101)));
+        assert!(!c.check("kc_a", "$phc2", b"secret", t(101)), "rotation changes the PHC string");
+        assert!(!c.check("kc_b", "$phc1", b"secret", t(101)));
+    }
+
+    #[test]
+    fn ttl_and_capacity_bound_it() {
+        let c = VerifiedCache::new(CacheConfig { capacity: 2, ttl: Some(Duration::from_secs(10)) });
+        c.insert("kc_a", "p", b"s", t(0));
+        assert!(!c.check("kc_a", "p", b"s", t(11)));
+        c.insert("kc_b", "p", b"s", t(0));
+        c.insert("kc_c", "p", b"s", t(0));
+        assert!(c.len() <= 2);
+        let off = VerifiedCache::new(CacheConfig { capacity: 0, ttl: None });
+        off.insert("kc_a", "p", b"s", t(0));
+        assert!(!off.check("kc_a", "p", b"s", t(0)));
+    }
+}

@@ -1,0 +1,593 @@
+//! The key lifecycle over a [`Store`]: create, rename, describe, set role / scopes / account
+//! scope / state / expiry, rotate, delete, remove user.
+//!
+//! Every change is one read-modify-validate-write with optimistic concurrency: the record is
+//! validated before the single store write, so a bad value or a store failure leaves the stored
+//! record untouched. Every change bumps `version` and emits an [`AuditEvent`]. Every change is
+//! asked of a [`ManagementGuard`] first; the policy engine is one, and without one only the
+//! local operator may act.
+
+use crate::audit::{AuditEvent, AuditSink, NullAudit};
+use crate::decision::{Decision, Messages};
+use crate::hash::{HashError, HashPolicy};
+use crate::record::{AccountScope, KeyKind, KeyRecord, PreviousSecret, RecordError, UserRecord};
+use crate::secret::Secret;
+use crate::store::{KeyFilter, Store, StoreError};
+use crate::time::{Duration, Timestamp};
+use crate::token::{IssuedKey, TokenError, TokenFormat};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+/// Management actions, as policies see them.
+pub mod actions {
+    /// Create a personal token.
+    pub const CREATE: &str = "keys.create";
+    /// Create an account-level API token (admins only in the default policy).
+    pub const CREATE_API: &str = "keys.create.api";
+    /// Read or list keys.
+    pub const READ: &str = "keys.read";
+    /// Rename or re-describe.
+    pub const RENAME: &str = "keys.rename";
+    /// Change role, scopes, account scope, expiry, limit or metadata.
+    pub const UPDATE: &str = "keys.update";
+    /// Activate or deactivate.
+    pub const SET_ACTIVE: &str = "keys.set_active";
+    /// Rotate the secret.
+    pub const ROTATE: &str = "keys.rotate";
+    /// Delete for good.
+    pub const DELETE: &str = "keys.delete";
+    /// Create or change a user.
+    pub const USERS_PUT: &str = "users.put";
+    /// Remove a user and their personal tokens.
+    pub const USERS_REMOVE: &str = "users.remove";
+}
+
+/// Who asks for a change.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    /// The local operator (CLI, admin scripts with direct store access).
+    Operator(String),
+    /// An authenticated key (with its user, for personal tokens).
+    Key {
+        /// The acting key.
+        key: Box<KeyRecord>,
+        /// Its user, for personal tokens.
+        user: Option<UserRecord>,
+    },
+}
+
+impl Actor {
+    /// Label for audit events.
+    pub fn label(&self) -> String {
+        match self {
+            Actor::Operator(n) => format!("operator:{n}"),
+            Actor::Key { key, .. } => format!("key:{}", key.id),
+        }
+    }
+}
+
+/// The ids an audit event is about.
+#[derive(Debug, Clone, Copy)]
+struct Subject<'a> {
+    key: Option<&'a str>,
+    user: Option<&'a str>,
+    version: Option<u64>,
+}
+
+/// What a management action is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The key concerned (its current record; for create, the record to be created).
+    pub key: Option<&'a KeyRecord>,
+    /// The user concerned.
+    pub user: Option<&'a str>,
+}
+
+/// Decides management actions.
+pub trait ManagementGuard: Send + Sync {
+    /// Allow or deny `action` by `actor` on `target`.
+    fn check(&self, actor: &Actor, action: &str, target: Target<'_>, now: Timestamp) -> Decision;
+}
+
+/// The guard used when none is configured: the operator may do anything, keys nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OperatorOnly;
+
+impl ManagementGuard for OperatorOnly {
+    fn check(&self, actor: &Actor, action: &str, _target: Target<'_>, _now: Timestamp) -> Decision {
+        match actor {
+            Actor::Operator(n) => Decision::allow(&format!("operator:{n}"), Vec::new(), "operator"),
+            Actor::Key { key, .. } => Decision::forbidden(
+                &Messages::default(),
+                key.id.as_str(),
+                crate::decision::codes::FORBIDDEN,
+                Vec::new(),
+                format!("no management policy configured for {action}"),
+            ),
+        }
+    }
+}
+
+/// A keyring failure. Never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyringError {
+    /// The guard refused; the decision says why (and with which status).
+    Denied(Box<Decision>),
+    /// No such key or user.
+    NotFound(String),
+    /// A field value is invalid.
+    Invalid(RecordError),
+    /// The store failed; nothing was changed.
+    Store(StoreError),
+    /// Hashing failed.
+    Hash(HashError),
+    /// Issuing a token failed (RNG).
+    Token(TokenError),
+}
+
+impl fmt::Display for KeyringError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyringError::Denied(d) => write!(f, "denied ({}): {}", d.status, d.reason),
+            KeyringError::NotFound(id) => write!(f, "not found: {id}"),
+            KeyringError::Invalid(e) => e.fmt(f),
+            KeyringError::Store(e) => e.fmt(f),
+            KeyringError::Hash(e) => e.fmt(f),
+            KeyringError::Token(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for KeyringError {}
+
+impl From<StoreError> for KeyringError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => KeyringError::NotFound(id),
+            other => KeyringError::Store(other),
+        }
+    }
+}
+
+impl From<RecordError> for KeyringError {
+    fn from(e: RecordError) -> Self {
+        KeyringError::Invalid(e)
+    }
+}
+
+/// What to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKey {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// API or personal (with its user, who must exist).
+    pub kind: KeyKind,
+    /// Role.
+    pub role: String,
+    /// Extra scopes.
+    pub scopes: BTreeSet<String>,
+    /// Account scope (default all, including future accounts).
+    pub accounts: AccountScope,
+    /// Lifetime from now.
+    pub expires_in: Option<Duration>,
+    /// Per-key in-flight limit.
+    pub max_concurrent: Option<u32>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Start active (default) or inactive.
+    pub active: bool,
+}
+
+impl NewKey {
+    /// An active API token with a role and access to all accounts.
+    pub fn api(name: &str, role: &str) -> Self {
+        NewKey {
+            name: name.to_string(),
+            description: String::new(),
+            kind: KeyKind::Api,
+            role: role.to_string(),
+            scopes: BTreeSet::new(),
+            accounts: AccountScope::All,
+            expires_in: None,
+            max_concurrent: None,
+            metadata: BTreeMap::new(),
+            active: true,
+        }
+    }
+
+    /// An active personal token for `user`.
+    pub fn personal(name: &str, user: &str, role: &str) -> Self {
+        NewKey { kind: KeyKind::Personal { user: user.to_string() }, ..Self::api(name, role) }
+    }
+}
+
+/// A change to a key's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// New name.
+    Rename(String),
+    /// New description.
+    Describe(String),
+    /// New role.
+    SetRole(String),
+    /// Replace the explicit scopes.
+    SetScopes(BTreeSet<String>),
+    /// Replace the account scope (effective on the very next request).
+    SetAccounts(AccountScope),
+    /// Activate (true) or deactivate (false).
+    SetActive(bool),
+    /// New expiry (`None`: never).
+    SetExpiry(Option<Timestamp>),
+    /// New per-key limit (`None`: the default).
+    SetMaxConcurrent(Option<u32>),
+    /// Replace metadata.
+    SetMetadata(BTreeMap<String, String>),
+}
+
+impl Change {
+    /// The action the guard is asked about.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Change::Rename(_) | Change::Describe(_) => actions::RENAME,
+            Change::SetActive(_) => actions::SET_ACTIVE,
+            _ => actions::UPDATE,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Change::Rename(_) => "rename",
+            Change::Describe(_) => "describe",
+            Change::SetRole(_) => "set role",
+            Change::SetScopes(_) => "set scopes",
+            Change::SetAccounts(_) => "set accounts",
+            Change::SetActive(true) => "activate",
+            Change::SetActive(false) => "deactivate",
+            Change::SetExpiry(_) => "set expiry",
+            Change::SetMaxConcurrent(_) => "set max concurrent",
+            Change::SetMetadata(_) => "set metadata",
+        }
+    }
+
+    fn apply(self, r: &mut KeyRecord) {
+        match self {
+            Change::Rename(n) => r.name = n,
+            Change::Describe(d) => r.description = d,
+            Change::SetRole(role) => r.role = role,
+            Change::SetScopes(s) => r.scopes = s,
+            Change::SetAccounts(a) => r.accounts = a,
+            Change::SetActive(a) => r.active = a,
+            Change::SetExpiry(e) => r.expires_at = e,
+            Change::SetMaxConcurrent(m) => r.max_concurrent = m,
+            Change::SetMetadata(m) => r.metadata = m,
+        }
+    }
+}
+
+/// Key lifecycle over a store.
+#[derive(Clone)]
+pub struct Keyring {
+    store: Arc<dyn Store>,
+    format: TokenFormat,
+    hash: HashPolicy,
+    guard: Arc<dyn ManagementGuard>,
+    audit: Arc<dyn AuditSink>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring").field("format", &self.format).field("hash", &self.hash).finish_non_exhaustive()
+    }
+}
+
+fn os_rng() -> getrandom::SysRng {
+    getrandom::SysRng
+}
+
+impl Keyring {
+    /// A keyring with default format and hash policy, operator-only guard and no audit sink.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Keyring {
+            store,
+            format: TokenFormat::default(),
+            hash: HashPolicy::default(),
+            guard: Arc::new(OperatorOnly),
+            audit: Arc::new(NullAudit),
+        }
+    }
+
+    /// Sets the token format.
+    pub fn with_format(mut self, format: TokenFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Sets the hash policy (validated).
+    pub fn with_hash(mut self, hash: HashPolicy) -> Result<Self, KeyringError> {
+        hash.validate().map_err(KeyringError::Hash)?;
+        self.hash = hash;
+        Ok(self)
+    }
+
+    /// Sets who may do what.
+    pub fn with_guard(mut self, guard: Arc<dyn ManagementGuard>) -> Self {
+        self.guard = guard;
+        self
+    }
+
+    /// Sets the audit sink.
+    pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The token format.
+    pub fn format(&self) -> &TokenFormat {
+        &self.format
+    }
+
+    /// The hash policy.
+    pub fn hash_policy(&self) -> &HashPolicy {
+        &self.hash
+    }
+
+    fn event(&self, actor: &Actor, action: &str, now: Timestamp, what: Subject<'_>, outcome: &str, detail: String) {
+        self.audit.record(&AuditEvent {
+            at: now,
+            actor: actor.label(),
+            action: action.to_string(),
+            key_id: what.key.map(str::to_string),
+            user_id: what.user.map(str::to_string),
+            version: what.version,
+            outcome: outcome.to_string(),
+            detail,
+        });
+    }
+
+    fn guard(&self, actor: &Actor, action: &str, target: Target<'_>, now: Timestamp) -> Result<(), KeyringError> {
+        let d = self.guard.check(actor, action, target, now);
+        if d.allowed {
+            return Ok(());
+        }
+        let key = target.key.map(|k| k.id.as_str());
+        self.event(actor, action, now, Subject { key, user: target.user, version: None }, "denied", d.reason.clone());
+        Err(KeyringError::Denied(Box::new(d)))
+    }
+
+    /// Reads a key (asks the guard for `keys.read`).
+    pub fn get(&self, actor: &Actor, id: &str, now: Timestamp) -> Result<KeyRecord, KeyringError> {
+        let r = self.store.get_key(id)?.ok_or_else(|| KeyringError::NotFound(id.to_string()))?;
+        self.guard(actor, actions::READ, Target { key: Some(&r), user: r.kind.user() }, now)?;
+        Ok(r)
+    }
+
+    /// Lists keys the actor may read.
+    pub fn list(&self, actor: &Actor, filter: &KeyFilter, now: Timestamp) -> Result<Vec<KeyRecord>, KeyringError> {
+        let all = self.store.list_keys(filter)?;
+        Ok(all
+            .into_iter()
+            .filter(|r| {
+                self.guard.check(actor, actions::READ, Target { key: Some(r), user: r.kind.user() }, now).allowed
+            })
+            .collect())
+    }
+
+    /// Creates a key and returns it with its secret: the only time the secret is shown.
+    pub fn create(&self, actor: &Actor, new: NewKey, now: Timestamp) -> Result<(KeyRecord, IssuedKey), KeyringError> {
+        let action = if matches!(new.kind, KeyKind::Api) { actions::CREATE_API } else { actions::CREATE };
+        if let KeyKind::Personal { user } = &new.kind {
+            let u = self.store.get_user(user)?.ok_or_else(|| {
+                KeyringError::Invalid(RecordError::new("user", format!("user {user:?} does not exist")))
+            })?;
+            if !u.roles.contains(&new.role) {
+                return Err(KeyringError::Invalid(RecordError::new(
+                    "role",
+                    format!("{:?} is not one of the user's roles", new.role),
+                )));
+            }
+        }
+        let mut rng = os_rng();
+        let issued = self.format.issue(&mut rng).map_err(KeyringError::Token)?;
+        let secret_hash = self.hash.hash(issued.secret.expose().as_bytes(), &mut rng).map_err(KeyringError::Hash)?;
+        let record = KeyRecord {
+            id: issued.client_id.clone(),
+            name: new.name,
+            description: new.description,
+            kind: new.kind,
+            role: new.role,
+            scopes: new.scopes,
+            accounts: new.accounts,
+            active: new.active,
+            created_at: now,
+            updated_at: now,
+            expires_at: new.expires_in.map(|d| now.plus(d)),
+            rotated_at: None,
+            secret_hash,
+            previous_secret: None,
+            max_concurrent: new.max_concurrent,
+            metadata: new.metadata,
+            version: 1,
+        };
+        record.validate()?;
+        self.guard(actor, action, Target { key: Some(&record), user: record.kind.user() }, now)?;
+        self.store.insert_key(&record)?;
+        self.event(
+            actor,
+            action,
+            now,
+            Subject { key: Some(record.id.as_str()), user: record.kind.user(), version: Some(1) },
+            "ok",
+            format!("created {:?}", record.name),
+        );
+        Ok((record, issued))
+    }
+
+    /// Applies one change (validated, atomic, version-checked).
+    pub fn update(&self, actor: &Actor, id: &str, change: Change, now: Timestamp) -> Result<KeyRecord, KeyringError> {
+        let action = change.action();
+        let label = change.label();
+        self.modify(actor, id, action, now, |r| {
+            change.apply(r);
+            Ok(label.to_string())
+        })
+    }
+
+    /// Rename (shorthand for [`Change::Rename`]).
+    pub fn rename(&self, actor: &Actor, id: &str, name: &str, now: Timestamp) -> Result<KeyRecord, KeyringError> {
+        self.update(actor, id, Change::Rename(name.to_string()), now)
+    }
+
+    /// Replace the account scope; the very next request sees it.
+    pub fn set_accounts(
+        &self,
+        actor: &Actor,
+        id: &str,
+        accounts: AccountScope,
+        now: Timestamp,
+    ) -> Result<KeyRecord, KeyringError> {
+        self.update(actor, id, Change::SetAccounts(accounts), now)
+    }
+
+    /// Activate or deactivate.
+    pub fn set_active(&self, actor: &Actor, id: &str, active: bool, now: Timestamp) -> Result<KeyRecord, KeyringError> {
+        self.update(actor, id, Change::SetActive(active), now)
+    }
+
+    /// New secret; the old one dies at once, or at `now + grace` when a grace is given.
+    /// Name, role, scopes, account scope and everything else are kept.
+    pub fn rotate(
+        &self,
+        actor: &Actor,
+        id: &str,
+        grace: Option<Duration>,
+        now: Timestamp,
+    ) -> Result<(KeyRecord, IssuedKey), KeyringError> {
+        let mut rng = os_rng();
+        let mut issued = None;
+        let record = self.modify(actor, id, actions::ROTATE, now, |r| {
+            let secret = self.format.new_secret(&r.id, &mut rng).map_err(KeyringError::Token)?;
+            let hash = self.hash.hash(secret.expose().as_bytes(), &mut rng).map_err(KeyringError::Hash)?;
+            let old = std::mem::replace(&mut r.secret_hash, hash);
+            r.previous_secret =
+                grace.filter(|g| g.secs() > 0).map(|g| PreviousSecret { hash: old, valid_until: now.plus(g) });
+            r.rotated_at = Some(now);
+            issued = Some(IssuedKey { client_id: r.id.clone(), secret });
+            Ok(match grace {
+                Some(g) if g.secs() > 0 => format!("rotated, old secret valid for {}s", g.secs()),
+                _ => "rotated, old secret revoked".to_string(),
+            })
+        })?;
+        let issued = issued.ok_or_else(|| KeyringError::Store(StoreError::Backend("rotation did not run".into())))?;
+        Ok((record, issued))
+    }
+
+    /// Replaces the stored hash with one made with the configured parameters, after a
+    /// successful authentication reported `needs_rehash`. No guard: nothing visible changes.
+    pub fn rehash(&self, id: &str, secret: &Secret, now: Timestamp) -> Result<KeyRecord, KeyringError> {
+        let mut r = self.store.get_key(id)?.ok_or_else(|| KeyringError::NotFound(id.to_string()))?;
+        self.hash.verify(secret.expose().as_bytes(), &r.secret_hash).map_err(KeyringError::Hash)?;
+        let expected = r.version;
+        r.secret_hash = self.hash.hash(secret.expose().as_bytes(), &mut os_rng()).map_err(KeyringError::Hash)?;
+        r.version += 1;
+        r.updated_at = now.max(r.updated_at);
+        self.store.update_key(&r, expected)?;
+        self.event(
+            &Actor::Operator("keycel".into()),
+            "keys.rehash",
+            now,
+            Subject { key: Some(id), user: None, version: Some(r.version) },
+            "ok",
+            "re-hashed with current parameters".into(),
+        );
+        Ok(r)
+    }
+
+    /// Deletes a key for good. Its id is never reused.
+    pub fn delete(&self, actor: &Actor, id: &str, now: Timestamp) -> Result<(), KeyringError> {
+        let r = self.store.get_key(id)?.ok_or_else(|| KeyringError::NotFound(id.to_string()))?;
+        self.guard(actor, actions::DELETE, Target { key: Some(&r), user: r.kind.user() }, now)?;
+        if !self.store.delete_key(id)? {
+            return Err(KeyringError::NotFound(id.to_string()));
+        }
+        self.event(
+            actor,
+            actions::DELETE,
+            now,
+            Subject { key: Some(id), user: r.kind.user(), version: Some(r.version) },
+            "ok",
+            "deleted".into(),
+        );
+        Ok(())
+    }
+
+    /// Adds or replaces a user (their roles and data access cap their personal tokens).
+    pub fn put_user(&self, actor: &Actor, user: UserRecord, now: Timestamp) -> Result<UserRecord, KeyringError> {
+        user.validate()?;
+        self.guard(actor, actions::USERS_PUT, Target { key: None, user: Some(&user.id) }, now)?;
+        let mut user = user;
+        if let Some(old) = self.store.get_user(&user.id)? {
+            user.version = old.version + 1;
+        }
+        self.store.put_user(&user)?;
+        self.event(
+            actor,
+            actions::USERS_PUT,
+            now,
+            Subject { key: None, user: Some(&user.id), version: Some(user.version) },
+            "ok",
+            "user saved".into(),
+        );
+        Ok(user)
+    }
+
+    /// A user by id.
+    pub fn get_user(&self, id: &str) -> Result<Option<UserRecord>, KeyringError> {
+        Ok(self.store.get_user(id)?)
+    }
+
+    /// Removes a user and all their personal tokens; returns how many tokens went.
+    pub fn remove_user(&self, actor: &Actor, user: &str, now: Timestamp) -> Result<usize, KeyringError> {
+        self.guard(actor, actions::USERS_REMOVE, Target { key: None, user: Some(user) }, now)?;
+        let deleted = self.store.remove_user(user)?;
+        self.event(
+            actor,
+            actions::USERS_REMOVE,
+            now,
+            Subject { key: None, user: Some(user), version: None },
+            "ok",
+            format!("removed with {} personal token(s)", deleted.len()),
+        );
+        Ok(deleted.len())
+    }
+
+    fn modify<F>(&self, actor: &Actor, id: &str, action: &str, now: Timestamp, f: F) -> Result<KeyRecord, KeyringError>
+    where
+        F: FnOnce(&mut KeyRecord) -> Result<String, KeyringError>,
+    {
+        let current = self.store.get_key(id)?.ok_or_else(|| KeyringError::NotFound(id.to_string()))?;
+        self.guard(actor, action, Target { key: Some(&current), user: current.kind.user() }, now)?;
+        let mut next = current.clone();
+        let detail = f(&mut next)?;
+        next.version = current.version + 1;
+        next.updated_at = now.max(current.updated_at);
+        next.validate()?;
+        self.store.update_key(&next, current.version)?;
+        self.event(
+            actor,
+            action,
+            now,
+            Subject { key: Some(id), user: next.kind.user(), version: Some(next.version) },
+            "ok",
+            detail,
+        );
+        Ok(next)
+    }
+}

@@ -1,0 +1,48 @@
+//! keycel: embedded API-key authentication and CEL authorization.
+//!
+//! The base of the crate is `no_std` + `alloc`: key format, records, credential parsing,
+//! argon2id hashing with a caller-supplied RNG, and authentication. The `std` feature adds the
+//! thread-safe pieces (verified-secret cache, argon2 gate, concurrency leases, stores, keyring);
+//! the `policy` feature adds CEL policies; `sqlite` adds the SQLite store.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod auth;
+pub mod base62;
+pub mod credentials;
+pub mod decision;
+pub mod hash;
+pub mod record;
+pub mod secret;
+pub mod time;
+pub mod token;
+
+#[cfg(any(test, feature = "test-util"))]
+#[doc(hidden)]
+pub mod test_rng;
+
+#[cfg(feature = "std")]
+pub mod audit;
+#[cfg(feature = "std")]
+pub mod cache;
+#[cfg(feature = "std")]
+pub mod clock;
+#[cfg(feature = "std")]
+pub mod gate;
+#[cfg(feature = "std")]
+pub mod keyring;
+#[cfg(feature = "std")]
+pub mod limiter;
+#[cfg(feature = "std")]
+pub mod store;
+
+pub use auth::{AuthConfig, AuthFailure, Authenticated, Authenticator, FailureReason};
+pub use credentials::{CredentialConfig, CredentialError, CredentialMethod, Credentials};
+pub use decision::Decision;
+pub use hash::{HashError, HashParams, HashPolicy, PhcHash};
+pub use record::{AccountScope, KeyKind, KeyRecord, RecordError, UserRecord};
+pub use secret::Secret;
+pub use time::{Duration, Timestamp};
+pub use token::{ClientId, IssuedKey, TokenError, TokenFormat};

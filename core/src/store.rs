@@ -1,0 +1,308 @@
+//! Where records live. [`Store`] is what the keyring needs; [`MemoryStore`] is the thread-safe
+//! in-memory implementation; [`SimpleStore`] is a four-method protocol (get / put / delete /
+//! list of JSON documents) that hosts can implement in any language, adapted to [`Store`] by
+//! [`SimpleAdapter`] so the version checks stay here, in core.
+
+use crate::record::{KeyKind, KeyRecord, RecordError, UserRecord};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// A store failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// No such key or user.
+    NotFound(String),
+    /// The id exists already (or existed: ids are never reused).
+    AlreadyExists(String),
+    /// Someone else changed the record first (optimistic concurrency).
+    Conflict {
+        /// Record id.
+        id: String,
+        /// Version the writer started from.
+        expected: u64,
+        /// Version found.
+        found: u64,
+    },
+    /// A stored document failed validation.
+    Corrupt(RecordError),
+    /// The backend failed (I/O, SQL, host callback); nothing was changed.
+    Backend(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NotFound(id) => write!(f, "not found: {id}"),
+            StoreError::AlreadyExists(id) => write!(f, "already exists: {id}"),
+            StoreError::Conflict { id, expected, found } => {
+                write!(f, "{id} changed concurrently (expected version {expected}, found {found})")
+            }
+            StoreError::Corrupt(e) => write!(f, "stored record is invalid: {e}"),
+            StoreError::Backend(e) => write!(f, "store backend failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Which keys to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFilter {
+    /// Only personal tokens of this user.
+    pub user: Option<String>,
+    /// Only `api` or `personal` keys.
+    pub kind: Option<String>,
+    /// Only active (true) or inactive (false) keys.
+    pub active: Option<bool>,
+}
+
+impl KeyFilter {
+    /// True when `r` passes the filter.
+    pub fn matches(&self, r: &KeyRecord) -> bool {
+        self.user.as_deref().is_none_or(|u| r.kind.user() == Some(u))
+            && self.kind.as_deref().is_none_or(|k| r.kind.as_str() == k)
+            && self.active.is_none_or(|a| r.active == a)
+    }
+}
+
+/// Storage for keys and users. Every method is atomic: it fully happens or not at all.
+pub trait Store: Send + Sync {
+    /// A key by client id.
+    fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// Adds a new key; `AlreadyExists` if the id is or ever was in use.
+    fn insert_key(&self, record: &KeyRecord) -> Result<(), StoreError>;
+    /// Replaces a key if its stored version is still `expected_version`.
+    fn update_key(&self, record: &KeyRecord, expected_version: u64) -> Result<(), StoreError>;
+    /// Deletes a key for good; false when there was none.
+    fn delete_key(&self, id: &str) -> Result<bool, StoreError>;
+    /// Keys passing the filter, ordered by id.
+    fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError>;
+    /// A user by id.
+    fn get_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Adds or replaces a user.
+    fn put_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    /// Removes a user and every personal token of theirs, atomically; returns the deleted key ids.
+    /// `NotFound` when neither the user nor any of their tokens exist.
+    fn remove_user(&self, id: &str) -> Result<Vec<String>, StoreError>;
+    /// All users, ordered by id.
+    fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+}
+
+#[derive(Debug, Default)]
+struct State {
+    keys: BTreeMap<String, KeyRecord>,
+    users: BTreeMap<String, UserRecord>,
+    retired: BTreeSet<String>,
+}
+
+/// Thread-safe in-memory store (tests, demos, single-process services).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: RwLock<State>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self.read().keys.get(id).cloned())
+    }
+
+    fn insert_key(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let mut s = self.write();
+        let id = record.id.as_str();
+        if s.keys.contains_key(id) || s.retired.contains(id) {
+            return Err(StoreError::AlreadyExists(id.to_string()));
+        }
+        s.keys.insert(id.to_string(), record.clone());
+        Ok(())
+    }
+
+    fn update_key(&self, record: &KeyRecord, expected_version: u64) -> Result<(), StoreError> {
+        let mut s = self.write();
+        let id = record.id.as_str();
+        let cur = s.keys.get_mut(id).ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        if cur.version != expected_version {
+            return Err(StoreError::Conflict { id: id.to_string(), expected: expected_version, found: cur.version });
+        }
+        *cur = record.clone();
+        Ok(())
+    }
+
+    fn delete_key(&self, id: &str) -> Result<bool, StoreError> {
+        let mut s = self.write();
+        let existed = s.keys.remove(id).is_some();
+        if existed {
+            s.retired.insert(id.to_string());
+        }
+        Ok(existed)
+    }
+
+    fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        Ok(self.read().keys.values().filter(|r| filter.matches(r)).cloned().collect())
+    }
+
+    fn get_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.read().users.get(id).cloned())
+    }
+
+    fn put_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        self.write().users.insert(user.id.clone(), user.clone());
+        Ok(())
+    }
+
+    fn remove_user(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let mut s = self.write();
+        let had_user = s.users.remove(id).is_some();
+        let doomed: Vec<String> = s
+            .keys
+            .values()
+            .filter(|r| matches!(&r.kind, KeyKind::Personal { user } if user == id))
+            .map(|r| r.id.as_str().to_string())
+            .collect();
+        if !had_user && doomed.is_empty() {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        for k in &doomed {
+            s.keys.remove(k);
+            s.retired.insert(k.clone());
+        }
+        Ok(doomed)
+    }
+
+    fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        Ok(self.read().users.values().cloned().collect())
+    }
+}
+
+/// Record collections in a [`SimpleStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collection {
+    /// Key records, by client id.
+    Keys,
+    /// User records, by user id.
+    Users,
+}
+
+impl Collection {
+    /// `"keys"` or `"users"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Collection::Keys => "keys",
+            Collection::Users => "users",
+        }
+    }
+}
+
+/// The smallest store a host can write (e.g. in Python over its own database): JSON documents
+/// by collection and id. Atomicity across calls is the host's; [`SimpleAdapter`] re-reads
+/// versions before writing so concurrent edits are detected.
+pub trait SimpleStore: Send + Sync {
+    /// The document, if any.
+    fn get(&self, collection: Collection, id: &str) -> Result<Option<String>, StoreError>;
+    /// Writes (creates or replaces) a document.
+    fn put(&self, collection: Collection, id: &str, json: &str) -> Result<(), StoreError>;
+    /// Deletes a document; false when there was none.
+    fn delete(&self, collection: Collection, id: &str) -> Result<bool, StoreError>;
+    /// Every document of a collection.
+    fn list(&self, collection: Collection) -> Result<Vec<String>, StoreError>;
+}
+
+/// Turns a [`SimpleStore`] into a [`Store`].
+#[derive(Debug)]
+pub struct SimpleAdapter<S>(pub S);
+
+fn parse_key(json: &str) -> Result<KeyRecord, StoreError> {
+    KeyRecord::from_json(json).map_err(StoreError::Corrupt)
+}
+
+fn parse_user(json: &str) -> Result<UserRecord, StoreError> {
+    UserRecord::from_json(json).map_err(StoreError::Corrupt)
+}
+
+impl<S: SimpleStore> Store for SimpleAdapter<S> {
+    fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.0.get(Collection::Keys, id)?.map(|j| parse_key(&j)).transpose()
+    }
+
+    fn insert_key(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let id = record.id.as_str();
+        if self.0.get(Collection::Keys, id)?.is_some() {
+            return Err(StoreError::AlreadyExists(id.to_string()));
+        }
+        self.0.put(Collection::Keys, id, &record.to_json())
+    }
+
+    fn update_key(&self, record: &KeyRecord, expected_version: u64) -> Result<(), StoreError> {
+        let id = record.id.as_str();
+        let cur = self.get_key(id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        if cur.version != expected_version {
+            return Err(StoreError::Conflict { id: id.to_string(), expected: expected_version, found: cur.version });
+        }
+        self.0.put(Collection::Keys, id, &record.to_json())
+    }
+
+    fn delete_key(&self, id: &str) -> Result<bool, StoreError> {
+        self.0.delete(Collection::Keys, id)
+    }
+
+    fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut out = Vec::new();
+        for j in self.0.list(Collection::Keys)? {
+            let r = parse_key(&j)?;
+            if filter.matches(&r) {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    fn get_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.0.get(Collection::Users, id)?.map(|j| parse_user(&j)).transpose()
+    }
+
+    fn put_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(user).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.0.put(Collection::Users, &user.id, &json)
+    }
+
+    /// Tokens first, user last: if a call fails midway the user still exists and a retry
+    /// finishes the job; no token outlives a successful return.
+    fn remove_user(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let doomed = self.list_keys(&KeyFilter { user: Some(id.to_string()), ..KeyFilter::default() })?;
+        let had_user = self.get_user(id)?.is_some();
+        if !had_user && doomed.is_empty() {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        let mut ids = Vec::new();
+        for r in doomed {
+            self.0.delete(Collection::Keys, r.id.as_str())?;
+            ids.push(r.id.as_str().to_string());
+        }
+        if had_user {
+            self.0.delete(Collection::Users, id)?;
+        }
+        Ok(ids)
+    }
+
+    fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let mut users = self.0.list(Collection::Users)?.iter().map(|j| parse_user(j)).collect::<Result<Vec<_>, _>>()?;
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(users)
+    }
+}

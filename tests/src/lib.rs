@@ -1,0 +1,1 @@
+//! Shared conformance vectors (see tests/vectors/).
