@@ -1,0 +1,38 @@
+# keycel: `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+export CARGO_TERM_COLOR := never
+
+.PHONY: demo test setup-rust test-rust test-nostd test-policies test-python test-wasm fmt lint bench
+
+setup-rust:
+	rustup component add rustfmt clippy >/dev/null 2>&1 || true
+	rustup target add wasm32-unknown-unknown x86_64-unknown-none
+
+demo: setup-rust
+	$(CARGO) build --release -p keycel-cli
+	./target/release/keycel demo
+
+lint: setup-rust
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-nostd: setup-rust
+	$(CARGO) build -p keycel --no-default-features --target x86_64-unknown-none
+
+test-rust: setup-rust
+	$(CARGO) test --workspace
+
+test-python:
+	$(MAKE) -C bindings-python test
+
+test-wasm:
+	$(MAKE) -C bindings-wasm test
+
+test: lint test-nostd test-rust test-python test-wasm
+	@echo "make test: all suites passed"
+
+bench:
+	$(CARGO) bench -p keycel
