@@ -1,0 +1,1 @@
+//! WASM binding (placeholder; see issue 5).
