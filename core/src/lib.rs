@@ -37,6 +37,8 @@ pub mod keyring;
 pub mod limiter;
 #[cfg(feature = "std")]
 pub mod store;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 pub use auth::{AuthConfig, AuthFailure, Authenticated, Authenticator, FailureReason};
 pub use credentials::{CredentialConfig, CredentialError, CredentialMethod, Credentials};
