@@ -1,0 +1,68 @@
+//! What every command shares: the time, the acting operator, the hash policy, the store.
+
+use crate::args::{Global, HashPreset};
+use crate::error::CliError;
+use keycel::audit::{NullAudit, StderrAudit};
+use keycel::hash::{HashParams, HashPolicy};
+use keycel::keyring::{Actor, Keyring};
+use keycel::record::KeyRecord;
+use keycel::sqlite::SqliteStore;
+use keycel::store::{KeyFilter, Store};
+use keycel::time::Timestamp;
+use std::sync::Arc;
+
+pub struct Ctx {
+    pub global: Global,
+    pub now: Timestamp,
+    pub actor: Actor,
+}
+
+impl Ctx {
+    pub fn new(global: Global) -> Result<Self, CliError> {
+        let now = match &global.now {
+            Some(s) => Timestamp::parse_rfc3339(s).map_err(|e| CliError::invalid(format!("--now: {e}")))?,
+            None => keycel::clock::now(),
+        };
+        let who = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "cli".to_string());
+        Ok(Ctx { global, now, actor: Actor::Operator(who) })
+    }
+
+    pub fn json(&self) -> bool {
+        self.global.json
+    }
+
+    pub fn hash_policy(&self) -> Result<HashPolicy, CliError> {
+        let params = match self.global.hash {
+            HashPreset::Owasp => HashParams::OWASP,
+            HashPreset::Edge => HashParams::EDGE,
+        };
+        HashPolicy::with_params(params).map_err(|e| CliError::invalid(format!("--hash: {e}")))
+    }
+
+    /// The existing store (never creates one: a typo in --db must not yield an empty store).
+    pub fn open_store(&self) -> Result<Arc<SqliteStore>, CliError> {
+        Ok(Arc::new(SqliteStore::open(&self.global.db)?))
+    }
+
+    /// A keyring over the store, acting as the operator.
+    pub fn keyring(&self, store: Arc<SqliteStore>) -> Result<Keyring, CliError> {
+        let kr = Keyring::new(store).with_hash(self.hash_policy()?).map_err(CliError::from)?;
+        let kr =
+            if self.global.audit { kr.with_audit(Arc::new(StderrAudit)) } else { kr.with_audit(Arc::new(NullAudit)) };
+        Ok(kr)
+    }
+}
+
+/// Finds a key by client id, or by name when exactly one key has it.
+pub fn resolve_key(store: &dyn Store, arg: &str) -> Result<KeyRecord, CliError> {
+    if let Some(r) = store.get_key(arg)? {
+        return Ok(r);
+    }
+    let mut named: Vec<KeyRecord> =
+        store.list_keys(&KeyFilter::default())?.into_iter().filter(|r| r.name == arg).collect();
+    match named.len() {
+        0 => Err(CliError::not_found(format!("no key with client id or name {arg:?}"))),
+        1 => named.pop().ok_or_else(|| CliError::not_found(arg.to_string())),
+        n => Err(CliError::invalid(format!("{n} keys are named {arg:?}; use the client id"))),
+    }
+}

@@ -1,0 +1,262 @@
+//! `keycel key ...` and `keycel user ...`: the key lifecycle through the core keyring.
+
+use crate::args::{CreateArgs, KeyCommand, Kind, UserCommand};
+use crate::context::{resolve_key, Ctx};
+use crate::error::CliError;
+use crate::output::{self, print_json};
+use base64ct::{Base64, Encoding};
+use keycel::credentials::CredentialConfig;
+use keycel::keyring::{Change, NewKey};
+use keycel::record::{AccountScope, KeyKind, KeyRecord, UserRecord};
+use keycel::store::KeyFilter;
+use keycel::time::{Duration, Timestamp};
+use keycel::token::IssuedKey;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+const SHOWN_ONCE: &str = "This secret is shown only now and cannot be retrieved later. Store it safely.";
+
+fn parse_duration(flag: &str, s: &str) -> Result<Duration, CliError> {
+    Duration::parse(s).map_err(|e| CliError::invalid(format!("{flag}: {e}")))
+}
+
+pub fn parse_accounts(s: &str) -> Result<AccountScope, CliError> {
+    AccountScope::parse_list(s).map_err(|e| CliError::invalid(e.to_string()))
+}
+
+fn parse_metadata(items: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    items
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| CliError::invalid(format!("--meta {kv:?}: expected KEY=VALUE")))
+        })
+        .collect()
+}
+
+/// Prints a freshly issued secret with the ways to send it, and the shown-once warning.
+fn print_issued(ctx: &Ctx, verb: &str, record: &KeyRecord, issued: &IssuedKey, extra: serde_json::Value) {
+    let headers = CredentialConfig::default();
+    let token = issued.token();
+    let basic = Base64::encode_string(format!("{}:", token.expose()).as_bytes());
+    if ctx.json() {
+        let mut v = json!({
+            "key": output::key_json(record, ctx.now),
+            "client_id": issued.client_id.as_str(),
+            "secret_key": issued.secret.expose(),
+            "token": token.expose(),
+            "headers": {
+                headers.client_id_header.clone(): issued.client_id.as_str(),
+                headers.secret_header.clone(): issued.secret.expose(),
+            },
+            "authorization_basic": format!("Basic {basic}"),
+            "authorization_bearer": format!("Bearer {}", token.expose()),
+            "warning": SHOWN_ONCE,
+        });
+        if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {
+            obj.extend(more);
+        }
+        print_json(&v);
+    } else {
+        println!("{verb} {} key {:?} ({})", record.kind.as_str(), record.name, record.id);
+        println!();
+        println!("  client id   {}", issued.client_id);
+        println!("  secret key  {}", issued.secret.expose());
+        println!("  token       {}", token.expose());
+        println!();
+        println!("Send it as a header pair:");
+        println!("  {}: {}", headers.client_id_header, issued.client_id);
+        println!("  {}: {}", headers.secret_header, issued.secret.expose());
+        println!("or as one token (Basic with an empty password, or Bearer):");
+        println!("  Authorization: Basic {basic}");
+        println!("  Authorization: Bearer {}", token.expose());
+        println!();
+    }
+    eprintln!("WARNING: {SHOWN_ONCE}");
+}
+
+fn print_key(ctx: &Ctx, r: &KeyRecord, what: &str) {
+    if ctx.json() {
+        print_json(&output::key_json(r, ctx.now));
+    } else {
+        println!("{what}");
+        println!("{}", output::key_detail(r, ctx.now));
+    }
+}
+
+fn create(ctx: &Ctx, a: CreateArgs) -> Result<(), CliError> {
+    let kind = match (a.kind, a.user) {
+        (Kind::Api, None) => KeyKind::Api,
+        (Kind::Api, Some(_)) => return Err(CliError::invalid("--user is only for --kind personal")),
+        (Kind::Personal, Some(user)) => KeyKind::Personal { user },
+        (Kind::Personal, None) => return Err(CliError::invalid("--kind personal needs --user <user>")),
+    };
+    let new = NewKey {
+        name: a.name,
+        description: a.description,
+        kind,
+        role: a.role,
+        scopes: a.scopes.into_iter().collect(),
+        accounts: parse_accounts(&a.accounts)?,
+        expires_in: a.expires_in.as_deref().map(|s| parse_duration("--expires-in", s)).transpose()?,
+        max_concurrent: a.max_concurrent,
+        metadata: parse_metadata(&a.metadata)?,
+        active: !a.inactive,
+    };
+    let store = ctx.open_store()?;
+    let kr = ctx.keyring(store)?;
+    let (record, issued) = kr.create(&ctx.actor, new, ctx.now)?;
+    print_issued(ctx, "Created", &record, &issued, json!({}));
+    Ok(())
+}
+
+fn parse_expiry(ctx: &Ctx, s: &str) -> Result<Option<Timestamp>, CliError> {
+    if s == "never" {
+        return Ok(None);
+    }
+    if let Ok(d) = Duration::parse(s) {
+        return Ok(Some(ctx.now.plus(d)));
+    }
+    Timestamp::parse_rfc3339(s)
+        .map(Some)
+        .map_err(|_| CliError::invalid(format!("expiry {s:?}: expected a duration (90d), an RFC 3339 time or `never`")))
+}
+
+pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
+    let cmd = match cmd {
+        KeyCommand::Create(a) => return create(ctx, a),
+        other => other,
+    };
+    let store = ctx.open_store()?;
+    let kr = ctx.keyring(store.clone())?;
+    let id_of = |arg: &str| -> Result<String, CliError> { Ok(resolve_key(store.as_ref(), arg)?.id.to_string()) };
+    let change = |arg: &str, change: Change, what: &str| -> Result<(), CliError> {
+        let id = id_of(arg)?;
+        let r = kr.update(&ctx.actor, &id, change, ctx.now)?;
+        print_key(ctx, &r, &format!("{what} {} (version {})", r.id, r.version));
+        Ok(())
+    };
+    match cmd {
+        KeyCommand::Create(_) => Ok(()),
+        KeyCommand::List { user, kind, active, inactive } => {
+            let filter = KeyFilter {
+                user,
+                kind: kind.map(|k| match k {
+                    Kind::Api => "api".to_string(),
+                    Kind::Personal => "personal".to_string(),
+                }),
+                active: if active {
+                    Some(true)
+                } else if inactive {
+                    Some(false)
+                } else {
+                    None
+                },
+            };
+            let keys = kr.list(&ctx.actor, &filter, ctx.now)?;
+            if ctx.json() {
+                print_json(&json!(keys.iter().map(|r| output::key_json(r, ctx.now)).collect::<Vec<_>>()));
+            } else if keys.is_empty() {
+                println!("no keys");
+            } else {
+                println!("{}", output::keys_table(&keys, ctx.now));
+            }
+            Ok(())
+        }
+        KeyCommand::Show { key } => {
+            let id = id_of(&key)?;
+            let r = kr.get(&ctx.actor, &id, ctx.now)?;
+            print_key(ctx, &r, &format!("Key {}", r.id));
+            Ok(())
+        }
+        KeyCommand::Rename { key, name } => change(&key, Change::Rename(name), "Renamed"),
+        KeyCommand::Describe { key, description } => change(&key, Change::Describe(description), "Described"),
+        KeyCommand::SetRole { key, role } => change(&key, Change::SetRole(role), "Role set on"),
+        KeyCommand::SetScopes { key, scopes } => {
+            change(&key, Change::SetScopes(scopes.into_iter().collect::<BTreeSet<_>>()), "Scopes set on")
+        }
+        KeyCommand::SetAccounts { key, accounts } => {
+            change(&key, Change::SetAccounts(parse_accounts(&accounts)?), "Account scope set on")
+        }
+        KeyCommand::SetExpiry { key, expiry } => {
+            change(&key, Change::SetExpiry(parse_expiry(ctx, &expiry)?), "Expiry set on")
+        }
+        KeyCommand::SetMaxConcurrent { key, limit } => {
+            let limit = if limit == "default" {
+                None
+            } else {
+                Some(limit.parse::<u32>().map_err(|_| {
+                    CliError::invalid(format!("limit {limit:?}: expected a positive number or `default`"))
+                })?)
+            };
+            change(&key, Change::SetMaxConcurrent(limit), "Limit set on")
+        }
+        KeyCommand::Activate { key } => change(&key, Change::SetActive(true), "Activated"),
+        KeyCommand::Deactivate { key } => change(&key, Change::SetActive(false), "Deactivated"),
+        KeyCommand::Rotate { key, grace } => {
+            let grace = grace.as_deref().map(|g| parse_duration("--grace", g)).transpose()?;
+            let id = id_of(&key)?;
+            let (r, issued) = kr.rotate(&ctx.actor, &id, grace, ctx.now)?;
+            let old = match &r.previous_secret {
+                Some(p) => format!("the old secret stays valid until {}", p.valid_until),
+                None => "the old secret no longer works".to_string(),
+            };
+            print_issued(ctx, "Rotated", &r, &issued, json!({ "old_secret": old }));
+            if !ctx.json() {
+                println!("Note: {old}.");
+            }
+            Ok(())
+        }
+        KeyCommand::Delete { key } => {
+            let r = resolve_key(store.as_ref(), &key)?;
+            kr.delete(&ctx.actor, r.id.as_str(), ctx.now)?;
+            if ctx.json() {
+                print_json(&json!({ "deleted": r.id.as_str(), "name": r.name }));
+            } else {
+                println!("Deleted key {:?} ({}) for good; its id will never be reused.", r.name, r.id);
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn run_user(ctx: &Ctx, cmd: UserCommand) -> Result<(), CliError> {
+    let store = ctx.open_store()?;
+    let kr = ctx.keyring(store.clone())?;
+    match cmd {
+        UserCommand::Add { user, roles, accounts } => {
+            let u = UserRecord::new(&user, roles, parse_accounts(&accounts)?)
+                .map_err(|e| CliError::invalid(e.to_string()))?;
+            let u = kr.put_user(&ctx.actor, u, ctx.now)?;
+            if ctx.json() {
+                print_json(&output::user_json(&u));
+            } else {
+                let verb = if u.version == 1 { "Added" } else { "Updated" };
+                println!("{verb} user {} (version {})", u.id, u.version);
+                println!("{}", output::users_table(std::slice::from_ref(&u)));
+            }
+            Ok(())
+        }
+        UserCommand::List => {
+            let users = keycel::store::Store::list_users(store.as_ref())?;
+            if ctx.json() {
+                print_json(&json!(users.iter().map(output::user_json).collect::<Vec<_>>()));
+            } else if users.is_empty() {
+                println!("no users");
+            } else {
+                println!("{}", output::users_table(&users));
+            }
+            Ok(())
+        }
+        UserCommand::Remove { user } => {
+            let n = kr.remove_user(&ctx.actor, &user, ctx.now)?;
+            if ctx.json() {
+                print_json(&json!({ "removed": user, "deleted_tokens": n }));
+            } else {
+                println!("Removed user {user}; deleted {n} personal token(s).");
+            }
+            Ok(())
+        }
+    }
+}
