@@ -29,16 +29,22 @@ pub mod audit;
 pub mod cache;
 #[cfg(feature = "std")]
 pub mod clock;
+#[cfg(feature = "policy")]
+pub mod engine;
 #[cfg(feature = "std")]
 pub mod gate;
 #[cfg(feature = "std")]
 pub mod keyring;
 #[cfg(feature = "std")]
 pub mod limiter;
-#[cfg(feature = "std")]
-pub mod store;
+#[cfg(feature = "policy")]
+pub mod policy;
+#[cfg(feature = "policy")]
+pub mod request;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "std")]
+pub mod store;
 
 pub use auth::{AuthConfig, AuthFailure, Authenticated, Authenticator, FailureReason};
 pub use credentials::{CredentialConfig, CredentialError, CredentialMethod, Credentials};

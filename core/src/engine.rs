@@ -1,0 +1,458 @@
+//! The engine: credentials → lookup → authentication → account scope → rules → lease.
+//!
+//! Order, fixed: authentication (401) → account scope (404, byte-identical to a missing
+//! resource) → forbid rules (403) → allow rules → default deny (403) → concurrency lease (429).
+//! A denied request never takes a lease. Every outcome is a [`Decision`]; a rule whose
+//! evaluation fails denies and says why (fail closed).
+//!
+//! Compile once, evaluate many: the engine holds the compiled rules and one root CEL context
+//! with keycel's functions; a request only adds a resolver over the borrowed records.
+
+use crate::auth::{AuthConfig, Authenticated, Authenticator};
+use crate::credentials::Credentials;
+use crate::decision::{codes, Decision, Messages};
+use crate::hash::{HashParams, HashPolicy};
+use crate::keyring::{actions, Actor, ManagementGuard, Target};
+use crate::limiter::{Lease, Limiter, LimiterConfig};
+use crate::policy::facts::Facts;
+use crate::policy::{functions, Effect, PolicyError, PolicySet};
+use crate::record::{KeyKind, KeyRecord, UserRecord};
+use crate::store::{Store, StoreError};
+use crate::time::{Duration, Timestamp};
+use crate::token::TokenFormat;
+use std::fmt;
+
+pub use crate::request::Request;
+
+/// Where the engine finds records during `authorize`. Every [`Store`] is one.
+pub trait Lookup {
+    /// The key with this client id.
+    fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// The user with this id.
+    fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+}
+
+impl<T: Store + ?Sized> Lookup for T {
+    fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.get_key(id)
+    }
+    fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.get_user(id)
+    }
+}
+
+/// The result of `authorize`: the decision, and when allowed the lease to hold while the
+/// request runs (dropping it releases the slot).
+#[derive(Debug)]
+pub struct Authorization {
+    /// The decision.
+    pub decision: Decision,
+    /// Held while the request runs; `Some` only when allowed.
+    pub lease: Option<Lease>,
+    /// The key record, when authentication succeeded.
+    pub key: Option<KeyRecord>,
+    /// The user, for personal tokens.
+    pub user: Option<UserRecord>,
+    /// Authentication details (`needs_rehash`, `cache_hit`, method).
+    pub authenticated: Option<Authenticated>,
+}
+
+impl Authorization {
+    fn denied(decision: Decision) -> Self {
+        Authorization { decision, lease: None, key: None, user: None, authenticated: None }
+    }
+}
+
+/// Failed to build an engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineError {
+    /// The policy is invalid.
+    Policy(PolicyError),
+    /// The configuration is invalid (hash parameters, CEL function registration).
+    Config(String),
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Policy(e) => e.fmt(f),
+            EngineError::Config(e) => write!(f, "invalid engine configuration: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+impl From<PolicyError> for EngineError {
+    fn from(e: PolicyError) -> Self {
+        EngineError::Policy(e)
+    }
+}
+
+/// Compiled policy plus authentication and leases. `Send + Sync`; share one per process.
+pub struct Engine {
+    policy: PolicySet,
+    root: cel::Context<'static, 'static>,
+    auth: Authenticator,
+    limiter: Limiter,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("policy", &self.policy.origin())
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The authentication settings a policy's `[defaults]` imply.
+pub fn auth_config_for(policy: &PolicySet) -> Result<AuthConfig, EngineError> {
+    let d = &policy.document().defaults;
+    let mut cfg = AuthConfig::default();
+    if let Some(m) = &d.messages {
+        cfg.messages = m.clone();
+    }
+    if let Some(c) = &d.credentials {
+        cfg.credentials = c.clone();
+    }
+    if let Some(p) = &d.token_prefix {
+        cfg.format = TokenFormat::with_prefix(p).map_err(|e| EngineError::Config(e.to_string()))?;
+    }
+    if let Some(h) = &d.hash {
+        let params = HashParams::preset(h).ok_or_else(|| EngineError::Config(format!("unknown hash preset {h:?}")))?;
+        cfg.hash = HashPolicy { params, ..HashPolicy::default() };
+    }
+    if let Some(l) = &d.expiry_leeway {
+        cfg.expiry_leeway = Duration::parse(l).map_err(|e| EngineError::Config(e.to_string()))?;
+    }
+    Ok(cfg)
+}
+
+/// The limiter settings a policy's `[defaults]` imply.
+pub fn limiter_config_for(policy: &PolicySet) -> Result<LimiterConfig, EngineError> {
+    let d = &policy.document().defaults;
+    let mut cfg = LimiterConfig::default();
+    if let Some(n) = d.max_concurrent {
+        if n == 0 {
+            return Err(EngineError::Config("defaults.max_concurrent must be at least 1".into()));
+        }
+        cfg.default_limit = n;
+    }
+    if let Some(t) = &d.lease_ttl {
+        cfg.lease_ttl = Duration::parse(t).map_err(|e| EngineError::Config(e.to_string()))?;
+    }
+    if let Some(r) = d.retry_after {
+        cfg.retry_after_secs = r;
+    }
+    Ok(cfg)
+}
+
+impl Engine {
+    /// An engine with the settings the policy's `[defaults]` imply.
+    pub fn new(policy: PolicySet) -> Result<Self, EngineError> {
+        let auth = auth_config_for(&policy)?;
+        Self::with_config(policy, auth, None)
+    }
+
+    /// An engine with explicit authentication (and optionally limiter) settings.
+    pub fn with_config(
+        policy: PolicySet,
+        auth: AuthConfig,
+        limiter: Option<LimiterConfig>,
+    ) -> Result<Self, EngineError> {
+        let limiter = match limiter {
+            Some(l) => l,
+            None => limiter_config_for(&policy)?,
+        };
+        let root = functions::root_context().map_err(|e| EngineError::Config(e.to_string()))?;
+        let auth = Authenticator::new(auth).map_err(|e| EngineError::Config(e.to_string()))?;
+        Ok(Engine { policy, root, auth, limiter: Limiter::new(limiter) })
+    }
+
+    /// The default policy with default settings.
+    pub fn default_policy() -> Result<Self, EngineError> {
+        Self::new(PolicySet::default_policy()?)
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &PolicySet {
+        &self.policy
+    }
+
+    /// The authenticator (credential parsing, verified-secret cache).
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    /// The per-key lease counters.
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
+    /// Client-facing texts.
+    pub fn messages(&self) -> &Messages {
+        &self.auth.config().messages
+    }
+
+    /// The whole pipeline for a host: headers → credentials → lookup → authenticate → decide
+    /// → lease. A lookup failure answers 503 (fail closed).
+    pub fn authorize<I, N, V>(
+        &self,
+        headers: I,
+        request: &Request,
+        lookup: &dyn Lookup,
+        now: Timestamp,
+    ) -> Authorization
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let creds = match self.auth.credentials(headers) {
+            Ok(c) => c,
+            Err(e) => return Authorization::denied(e.decision(self.messages())),
+        };
+        let unavailable =
+            |e: StoreError| Authorization::denied(Decision::overloaded(self.messages(), format!("key store: {e}")));
+        let record = match lookup.key(creds.client_id().as_str()) {
+            Ok(r) => r,
+            Err(e) => return unavailable(e),
+        };
+        let user = match record.as_ref().and_then(|r| r.kind.user()) {
+            Some(u) => match lookup.user(u) {
+                Ok(u) => u,
+                Err(e) => return unavailable(e),
+            },
+            None => None,
+        };
+        let mut a = self.authorize_credentials(&creds, record.as_ref(), user.as_ref(), request, now);
+        if a.authenticated.is_some() {
+            a.key = record;
+            a.user = user;
+        }
+        a
+    }
+
+    /// For hosts that fetched the record (and user) themselves, e.g. an edge worker reading
+    /// KV asynchronously between [`Authenticator::credentials`] and this call.
+    pub fn authorize_credentials(
+        &self,
+        creds: &Credentials,
+        record: Option<&KeyRecord>,
+        user: Option<&UserRecord>,
+        request: &Request,
+        now: Timestamp,
+    ) -> Authorization {
+        let authenticated = match self.auth.authenticate(creds, record, user, now) {
+            Ok(a) => a,
+            Err(f) => return Authorization::denied(f.decision(self.messages())),
+        };
+        let Some(record) = record else {
+            return Authorization::denied(Decision::unauthorized(self.messages(), "no record"));
+        };
+        let decision = self.decide(record, user, request, now);
+        let mut out =
+            Authorization { decision, lease: None, key: None, user: None, authenticated: Some(authenticated) };
+        if out.decision.allowed {
+            match self.limiter.acquire(record.id.as_str(), record.max_concurrent, now) {
+                Ok(lease) => out.lease = Some(lease),
+                Err(busy) => {
+                    out.decision =
+                        Decision::busy(self.messages(), record.id.as_str(), busy.retry_after_secs, busy.limit)
+                }
+            }
+        }
+        out
+    }
+
+    /// Policy only (no authentication, no lease): account scope, forbid rules, allow rules.
+    pub fn decide(&self, key: &KeyRecord, user: Option<&UserRecord>, request: &Request, now: Timestamp) -> Decision {
+        let m = self.messages();
+        let id = key.id.as_str();
+        if let Err(why) = request.validate() {
+            return Decision::invalid_request(m, why);
+        }
+        let user_scopes = match &key.kind {
+            KeyKind::Api => None,
+            KeyKind::Personal { user: owner } => match user {
+                Some(u) if &u.id == owner => Some(u.roles.iter().map(|r| self.policy.role_scopes(r)).collect()),
+                _ => return Decision::unauthorized(m, "personal token without its user"),
+            },
+        };
+        let facts =
+            Facts { key, user, request, now: now.unix(), role_scopes: self.policy.role_scopes(&key.role), user_scopes };
+        if let Some(account) = &request.account {
+            if !facts.in_accounts(account) {
+                return Decision::not_found(
+                    m,
+                    Some(id),
+                    format!("account {account:?} is outside the key's account scope"),
+                );
+            }
+        }
+        let root: &cel::Context<'_, '_> = &self.root;
+        let mut ctx = root.new_inner_scope();
+        ctx.set_variable_resolver(&facts);
+
+        let mut fired = Vec::new();
+        let mut failures = Vec::new();
+        for rule in self.policy.rules().iter().filter(|r| r.effect == Effect::Forbid && r.covers(&request.action)) {
+            match eval(rule, &ctx) {
+                Ok(true) => fired.push(rule),
+                Ok(false) => {}
+                Err(e) => failures.push((rule, e)),
+            }
+        }
+        if let Some((rule, e)) = failures.first() {
+            return Decision::forbidden(
+                m,
+                id,
+                codes::FORBIDDEN,
+                vec![rule.id.clone()],
+                format!("rule {} failed, denying: {e}", rule.id),
+            );
+        }
+        if let Some(first) = fired.first() {
+            let ids = fired.iter().map(|r| r.id.clone()).collect();
+            return Decision::forbidden(m, id, &first.code, ids, format!("forbidden by {}", first.id));
+        }
+        let mut allowed = Vec::new();
+        for rule in self.policy.rules().iter().filter(|r| r.effect == Effect::Allow && r.covers(&request.action)) {
+            match eval(rule, &ctx) {
+                Ok(true) => allowed.push(rule.id.clone()),
+                Ok(false) => {}
+                Err(e) => failures.push((rule, e)),
+            }
+        }
+        if let Some((rule, e)) = failures.first() {
+            return Decision::forbidden(
+                m,
+                id,
+                codes::FORBIDDEN,
+                vec![rule.id.clone()],
+                format!("rule {} failed, denying: {e}", rule.id),
+            );
+        }
+        if allowed.is_empty() {
+            let mut d = Decision::forbidden(
+                m,
+                id,
+                codes::INSUFFICIENT_SCOPE,
+                Vec::new(),
+                format!("no rule allows {} for key {id}", request.action),
+            );
+            d.headers.push((
+                "WWW-Authenticate".to_string(),
+                format!("Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\"", m.realm, request.action),
+            ));
+            return d;
+        }
+        let reason = format!("allowed by {}", allowed.join(", "));
+        Decision::allow(id, allowed, reason)
+    }
+
+    fn management(
+        &self,
+        key: &KeyRecord,
+        user: Option<&UserRecord>,
+        action: &str,
+        target: Target<'_>,
+        now: Timestamp,
+    ) -> Decision {
+        let mut req = Request::new(action);
+        if let Some(t) = target.key {
+            req = req
+                .attribute("target_key", serde_json::Value::String(t.id.as_str().to_string()))
+                .attribute("target_kind", serde_json::Value::String(t.kind.as_str().to_string()))
+                .attribute("target_role", serde_json::Value::String(t.role.clone()));
+        }
+        if let Some(u) = target.user {
+            req = req.attribute("target_user", serde_json::Value::String(u.to_string()));
+        }
+        self.decide(key, user, &req, now)
+    }
+
+    /// Checks that a key about to be created or changed names a defined role and only
+    /// catalogued scopes.
+    fn check_target(&self, target: &KeyRecord) -> Result<(), String> {
+        if !self.policy.has_role(&target.role) {
+            return Err(format!("role {:?} is not defined by the policy", target.role));
+        }
+        if let Some(s) = target.scopes.iter().find(|s| !self.policy.is_catalogued(s)) {
+            return Err(format!("scope {s:?} is not in the policy's catalogue"));
+        }
+        Ok(())
+    }
+}
+
+fn eval(rule: &crate::policy::Rule, ctx: &cel::Context<'_, '_>) -> Result<bool, String> {
+    let Some(program) = &rule.program else { return Ok(true) };
+    match program.execute(ctx) {
+        Ok(cel::Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(format!("condition gave {:?}, not a bool", other.type_of())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl ManagementGuard for Engine {
+    /// The operator may do anything the policy's catalogue allows; a key is decided by the
+    /// rules like any request, and may never create or reshape a key beyond its own scopes.
+    fn check(&self, actor: &Actor, action: &str, target: Target<'_>, now: Timestamp) -> Decision {
+        let m = self.messages();
+        let shaping = matches!(action, actions::CREATE | actions::CREATE_API | actions::UPDATE);
+        if shaping {
+            if let Some(t) = target.key {
+                if let Err(why) = self.check_target(t) {
+                    return Decision::invalid_request(m, why);
+                }
+            }
+        }
+        match actor {
+            Actor::Operator(name) => Decision::allow(&format!("operator:{name}"), Vec::new(), "local operator"),
+            Actor::Key { key, user } => {
+                if let (true, Some(t)) = (shaping, target.key) {
+                    let actor_facts = Facts {
+                        key,
+                        user: user.as_ref(),
+                        request: &Request::default(),
+                        now: now.unix(),
+                        role_scopes: self.policy.role_scopes(&key.role),
+                        user_scopes: match &key.kind {
+                            KeyKind::Api => None,
+                            KeyKind::Personal { .. } => Some(
+                                user.iter().flat_map(|u| u.roles.iter().map(|r| self.policy.role_scopes(r))).collect(),
+                            ),
+                        },
+                    };
+                    let mine = actor_facts.effective_scopes();
+                    let wanted = self.policy.role_scopes(&t.role).iter().chain(t.scopes.iter());
+                    if let Some(p) =
+                        wanted.into_iter().find(|p| !crate::policy::scopes::covered(p, mine.iter().copied()))
+                    {
+                        return Decision::forbidden(
+                            m,
+                            key.id.as_str(),
+                            codes::INSUFFICIENT_SCOPE,
+                            Vec::new(),
+                            format!("{p:?} would exceed the acting key's own scopes"),
+                        );
+                    }
+                }
+                self.management(key, user.as_ref(), action, target, now)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn engine_is_send_and_sync() {
+        assert_send_sync::<Engine>();
+    }
+}

@@ -1,0 +1,92 @@
+//! What the caller wants to do: the action (a scope-shaped name), the account it touches,
+//! and HTTP facts policies may look at.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Most request attributes accepted.
+pub const MAX_ATTRIBUTES: usize = 64;
+/// Longest serialized attribute value.
+pub const MAX_ATTRIBUTE_BYTES: usize = 4096;
+
+/// A request to authorize.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// The action, e.g. `api.read` or `admin.account.create`.
+    pub action: String,
+    /// The account the request touches, if any (checked against the key's account scope).
+    #[serde(default)]
+    pub account: Option<String>,
+    /// HTTP method.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// HTTP path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Client IP address.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// Anything else the host wants policies to see.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+impl Request {
+    /// A request for `action`.
+    pub fn new(action: &str) -> Self {
+        Request { action: action.to_string(), ..Request::default() }
+    }
+
+    /// Sets the account.
+    pub fn account(mut self, account: &str) -> Self {
+        self.account = Some(account.to_string());
+        self
+    }
+
+    /// Sets the HTTP method.
+    pub fn method(mut self, method: &str) -> Self {
+        self.method = Some(method.to_string());
+        self
+    }
+
+    /// Sets the path.
+    pub fn path(mut self, path: &str) -> Self {
+        self.path = Some(path.to_string());
+        self
+    }
+
+    /// Sets the client IP.
+    pub fn ip(mut self, ip: &str) -> Self {
+        self.ip = Some(ip.to_string());
+        self
+    }
+
+    /// Adds an attribute.
+    pub fn attribute(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.attributes.insert(name.to_string(), value);
+        self
+    }
+
+    /// Checks the bounds that keep policy evaluation cheap: a scope-shaped action without
+    /// wildcards, at most 64 attributes of at most 4 KiB each.
+    pub fn validate(&self) -> Result<(), String> {
+        if !crate::record::valid_scope(&self.action) || self.action.contains('*') {
+            return Err(format!("action {:?} is not a dotted name like api.read", self.action));
+        }
+        if self.attributes.len() > MAX_ATTRIBUTES {
+            return Err(format!("at most {MAX_ATTRIBUTES} attributes"));
+        }
+        for (k, v) in &self.attributes {
+            if serde_json::to_string(v).map_or(true, |s| s.len() > MAX_ATTRIBUTE_BYTES) {
+                return Err(format!("attribute {k:?} is larger than {MAX_ATTRIBUTE_BYTES} bytes"));
+            }
+        }
+        for s in [&self.account, &self.method, &self.path, &self.ip].into_iter().flatten() {
+            if s.len() > 2048 {
+                return Err("request fields are limited to 2048 bytes".to_string());
+            }
+        }
+        Ok(())
+    }
+}
