@@ -51,9 +51,10 @@ pub struct Global {
     /// Policy file (default: the built-in policies/default.toml).
     #[arg(long, global = true, env = "KEYCEL_POLICY")]
     pub policy: Option<PathBuf>,
-    /// argon2id parameters for new hashes: owasp (default) or edge (cheaper, for edge runtimes and tests).
-    #[arg(long, global = true, env = "KEYCEL_HASH", value_enum, default_value_t = HashPreset::Owasp)]
-    pub hash: HashPreset,
+    /// argon2id parameters for new hashes: owasp or edge (cheaper: edge runtimes, tests).
+    /// Default: the policy's `defaults.hash` (owasp in the default policy).
+    #[arg(long, global = true, env = "KEYCEL_HASH", value_enum)]
+    pub hash: Option<HashPreset>,
     /// Pretend the time is this RFC 3339 instant (replays, tests).
     #[arg(long, global = true, env = "KEYCEL_NOW", hide = true)]
     pub now: Option<String>,

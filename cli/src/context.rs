@@ -1,10 +1,14 @@
-//! What every command shares: the time, the acting operator, the hash policy, the store.
+//! What every command shares: the time, the acting operator, the policy and engine, the
+//! hash policy, the store.
 
 use crate::args::{Global, HashPreset};
 use crate::error::CliError;
 use keycel::audit::{NullAudit, StderrAudit};
+use keycel::credentials::CredentialConfig;
+use keycel::engine::{auth_config_for, Engine};
 use keycel::hash::{HashParams, HashPolicy};
 use keycel::keyring::{Actor, Keyring};
+use keycel::policy::PolicySet;
 use keycel::record::KeyRecord;
 use keycel::sqlite::SqliteStore;
 use keycel::store::{KeyFilter, Store};
@@ -31,12 +35,22 @@ impl Ctx {
         self.global.json
     }
 
-    pub fn hash_policy(&self) -> Result<HashPolicy, CliError> {
-        let params = match self.global.hash {
-            HashPreset::Owasp => HashParams::OWASP,
-            HashPreset::Edge => HashParams::EDGE,
-        };
-        HashPolicy::with_params(params).map_err(|e| CliError::invalid(format!("--hash: {e}")))
+    /// The policy: --policy, or the built-in policies/default.toml.
+    pub fn policy(&self) -> Result<PolicySet, CliError> {
+        Ok(match &self.global.policy {
+            Some(p) => PolicySet::load(p)?,
+            None => PolicySet::default_policy()?,
+        })
+    }
+
+    /// The engine for the policy; `--hash` overrides the policy's hash preset.
+    pub fn engine(&self) -> Result<Arc<Engine>, CliError> {
+        let policy = self.policy()?;
+        let mut auth = auth_config_for(&policy)?;
+        if let Some(preset) = self.global.hash {
+            auth.hash = hash_policy(preset)?;
+        }
+        Ok(Arc::new(Engine::with_config(policy, auth, None)?))
     }
 
     /// The existing store (never creates one: a typo in --db must not yield an empty store).
@@ -44,13 +58,29 @@ impl Ctx {
         Ok(Arc::new(SqliteStore::open(&self.global.db)?))
     }
 
-    /// A keyring over the store, acting as the operator.
-    pub fn keyring(&self, store: Arc<SqliteStore>) -> Result<Keyring, CliError> {
-        let kr = Keyring::new(store).with_hash(self.hash_policy()?).map_err(CliError::from)?;
-        let kr =
-            if self.global.audit { kr.with_audit(Arc::new(StderrAudit)) } else { kr.with_audit(Arc::new(NullAudit)) };
-        Ok(kr)
+    /// A keyring over the store, guarded by the engine (the policy's catalogue and roles).
+    pub fn keyring(&self, store: Arc<SqliteStore>, engine: &Arc<Engine>) -> Result<Keyring, CliError> {
+        let cfg = engine.authenticator().config();
+        let kr = Keyring::new(store)
+            .with_format(cfg.format.clone())
+            .with_hash(cfg.hash)
+            .map_err(CliError::from)?
+            .with_guard(engine.clone());
+        Ok(if self.global.audit { kr.with_audit(Arc::new(StderrAudit)) } else { kr.with_audit(Arc::new(NullAudit)) })
     }
+}
+
+/// The header names a policy's engine reads credentials from.
+pub fn credential_headers(engine: &Engine) -> CredentialConfig {
+    engine.authenticator().config().credentials.clone()
+}
+
+pub fn hash_policy(preset: HashPreset) -> Result<HashPolicy, CliError> {
+    let params = match preset {
+        HashPreset::Owasp => HashParams::OWASP,
+        HashPreset::Edge => HashParams::EDGE,
+    };
+    HashPolicy::with_params(params).map_err(|e| CliError::invalid(format!("--hash: {e}")))
 }
 
 /// Finds a key by client id, or by name when exactly one key has it.

@@ -98,6 +98,7 @@ impl From<OpenError> for CliError {
 impl From<KeyringError> for CliError {
     fn from(e: KeyringError) -> Self {
         match e {
+            KeyringError::Denied(d) if d.status == 400 => CliError::invalid(d.reason),
             KeyringError::Denied(d) => CliError::new(
                 code::FORBIDDEN,
                 "forbidden",
@@ -109,6 +110,18 @@ impl From<KeyringError> for CliError {
             KeyringError::Hash(h) => CliError::invalid(format!("hashing: {h}")),
             KeyringError::Token(t) => CliError::store(format!("issuing a token: {t}")),
         }
+    }
+}
+
+impl From<keycel::policy::PolicyError> for CliError {
+    fn from(e: keycel::policy::PolicyError) -> Self {
+        CliError::policy(e.to_string())
+    }
+}
+
+impl From<keycel::engine::EngineError> for CliError {
+    fn from(e: keycel::engine::EngineError) -> Self {
+        CliError::policy(e.to_string())
     }
 }
 

@@ -1,7 +1,7 @@
 //! `keycel key ...` and `keycel user ...`: the key lifecycle through the core keyring.
 
 use crate::args::{CreateArgs, KeyCommand, Kind, UserCommand};
-use crate::context::{resolve_key, Ctx};
+use crate::context::{credential_headers, resolve_key, Ctx};
 use crate::error::CliError;
 use crate::output::{self, print_json};
 use base64ct::{Base64, Encoding};
@@ -36,8 +36,14 @@ fn parse_metadata(items: &[String]) -> Result<BTreeMap<String, String>, CliError
 }
 
 /// Prints a freshly issued secret with the ways to send it, and the shown-once warning.
-fn print_issued(ctx: &Ctx, verb: &str, record: &KeyRecord, issued: &IssuedKey, extra: serde_json::Value) {
-    let headers = CredentialConfig::default();
+pub fn print_issued(
+    ctx: &Ctx,
+    headers: &CredentialConfig,
+    verb: &str,
+    record: &KeyRecord,
+    issued: &IssuedKey,
+    extra: serde_json::Value,
+) {
     let token = issued.token();
     let basic = Base64::encode_string(format!("{}:", token.expose()).as_bytes());
     if ctx.json() {
@@ -104,10 +110,10 @@ fn create(ctx: &Ctx, a: CreateArgs) -> Result<(), CliError> {
         metadata: parse_metadata(&a.metadata)?,
         active: !a.inactive,
     };
-    let store = ctx.open_store()?;
-    let kr = ctx.keyring(store)?;
+    let engine = ctx.engine()?;
+    let kr = ctx.keyring(ctx.open_store()?, &engine)?;
     let (record, issued) = kr.create(&ctx.actor, new, ctx.now)?;
-    print_issued(ctx, "Created", &record, &issued, json!({}));
+    print_issued(ctx, &credential_headers(&engine), "Created", &record, &issued, json!({}));
     Ok(())
 }
 
@@ -128,8 +134,9 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
         KeyCommand::Create(a) => return create(ctx, a),
         other => other,
     };
+    let engine = ctx.engine()?;
     let store = ctx.open_store()?;
-    let kr = ctx.keyring(store.clone())?;
+    let kr = ctx.keyring(store.clone(), &engine)?;
     let id_of = |arg: &str| -> Result<String, CliError> { Ok(resolve_key(store.as_ref(), arg)?.id.to_string()) };
     let change = |arg: &str, change: Change, what: &str| -> Result<(), CliError> {
         let id = id_of(arg)?;
@@ -202,7 +209,7 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
                 Some(p) => format!("the old secret stays valid until {}", p.valid_until),
                 None => "the old secret no longer works".to_string(),
             };
-            print_issued(ctx, "Rotated", &r, &issued, json!({ "old_secret": old }));
+            print_issued(ctx, &credential_headers(&engine), "Rotated", &r, &issued, json!({ "old_secret": old }));
             if !ctx.json() {
                 println!("Note: {old}.");
             }
@@ -222,8 +229,9 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
 }
 
 pub fn run_user(ctx: &Ctx, cmd: UserCommand) -> Result<(), CliError> {
+    let engine = ctx.engine()?;
     let store = ctx.open_store()?;
-    let kr = ctx.keyring(store.clone())?;
+    let kr = ctx.keyring(store.clone(), &engine)?;
     match cmd {
         UserCommand::Add { user, roles, accounts } => {
             let u = UserRecord::new(&user, roles, parse_accounts(&accounts)?)
