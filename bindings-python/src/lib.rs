@@ -1,1 +1,26 @@
-//! Python binding (placeholder; see issue 4).
+//! Python binding of keycel (`keycel._keycel`). It converts values and maps errors; every
+//! decision is made in core. The pure-Python package `keycel` wraps this module.
+
+mod convert;
+mod decision;
+mod engine;
+mod errors;
+mod keyring;
+mod records;
+mod stores;
+
+use pyo3::prelude::*;
+
+#[pymodule(gil_used = false)]
+fn _keycel(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<records::KeyRecord>()?;
+    m.add_class::<records::UserRecord>()?;
+    m.add_class::<records::IssuedKey>()?;
+    m.add_class::<decision::Decision>()?;
+    m.add_class::<decision::Lease>()?;
+    m.add_class::<stores::MemoryStore>()?;
+    m.add_class::<stores::SqliteStore>()?;
+    m.add_class::<keyring::Keyring>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! Frozen Python views of core records, and the once-readable issued key.
+
+use crate::convert::{account_scope, account_scope_py, datetime, from_json, opt_datetime, str_set, to_json};
+use crate::errors::{credential, record_error};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFrozenSet};
+use std::sync::Mutex;
+
+/// A stored API key (no secret, only its argon2id hash). Immutable; every change through the
+/// keyring returns a new record with a higher `version`.
+#[pyclass(frozen, module = "keycel._keycel", name = "KeyRecord")]
+#[derive(Debug, Clone)]
+pub(crate) struct KeyRecord {
+    pub(crate) inner: keycel::KeyRecord,
+}
+
+impl KeyRecord {
+    pub(crate) fn new(inner: keycel::KeyRecord) -> Self {
+        KeyRecord { inner }
+    }
+}
+
+#[pymethods]
+impl KeyRecord {
+    /// Parses the stable JSON form (the one `to_dict()` gives).
+    #[staticmethod]
+    fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let v = to_json(data, "data")?;
+        keycel::KeyRecord::from_value(v).map(KeyRecord::new).map_err(|e| record_error(&e))
+    }
+
+    #[staticmethod]
+    fn from_json(data: &str) -> PyResult<Self> {
+        keycel::KeyRecord::from_json(data).map(KeyRecord::new).map_err(|e| record_error(&e))
+    }
+
+    fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        from_json(py, &self.inner.to_value())
+    }
+
+    fn to_json(&self) -> String {
+        self.inner.to_json()
+    }
+
+    #[getter]
+    fn id(&self) -> &str {
+        self.inner.id.as_str()
+    }
+    #[getter]
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+    #[getter]
+    fn description(&self) -> &str {
+        &self.inner.description
+    }
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.inner.kind.as_str()
+    }
+    #[getter]
+    fn user(&self) -> Option<&str> {
+        self.inner.kind.user()
+    }
+    #[getter]
+    fn role(&self) -> &str {
+        &self.inner.role
+    }
+    #[getter]
+    fn scopes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyFrozenSet>> {
+        PyFrozenSet::new(py, self.inner.scopes.iter())
+    }
+    #[getter]
+    fn accounts(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        account_scope_py(py, &self.inner.accounts)
+    }
+    #[getter]
+    fn active(&self) -> bool {
+        self.inner.active
+    }
+    #[getter]
+    fn created_at(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        datetime(py, self.inner.created_at)
+    }
+    #[getter]
+    fn updated_at(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        datetime(py, self.inner.updated_at)
+    }
+    #[getter]
+    fn expires_at(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        opt_datetime(py, self.inner.expires_at)
+    }
+    #[getter]
+    fn rotated_at(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        opt_datetime(py, self.inner.rotated_at)
+    }
+    /// Until when the secret from before the last rotation still works (grace period).
+    #[getter]
+    fn previous_secret_valid_until(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        opt_datetime(py, self.inner.previous_secret.as_ref().map(|p| p.valid_until))
+    }
+    #[getter]
+    fn secret_hash(&self) -> &str {
+        self.inner.secret_hash.as_str()
+    }
+    #[getter]
+    fn max_concurrent(&self) -> Option<u32> {
+        self.inner.max_concurrent
+    }
+    #[getter]
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in &self.inner.metadata {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+    #[getter]
+    fn version(&self) -> u64 {
+        self.inner.version
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<KeyRecord>().map(|o| o.get().inner == self.inner).unwrap_or(false)
+    }
+
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.inner.id.as_str().hash(&mut h);
+        self.inner.version.hash(&mut h);
+        h.finish()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "KeyRecord(id={:?}, name={:?}, kind={:?}, role={:?}, active={}, version={})",
+            self.inner.id.as_str(),
+            self.inner.name,
+            self.inner.kind.as_str(),
+            self.inner.role,
+            if self.inner.active { "True" } else { "False" },
+            self.inner.version
+        )
+    }
+}
+
+/// A user that personal tokens belong to: their roles and data access cap those tokens.
+#[pyclass(frozen, module = "keycel._keycel", name = "UserRecord")]
+#[derive(Debug, Clone)]
+pub(crate) struct UserRecord {
+    pub(crate) inner: keycel::UserRecord,
+}
+
+#[pymethods]
+impl UserRecord {
+    #[new]
+    #[pyo3(signature = (id, roles, accounts = None))]
+    fn py_new(id: &str, roles: &Bound<'_, PyAny>, accounts: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let roles = str_set(roles, "roles")?;
+        let accounts = match accounts {
+            Some(a) if !a.is_none() => account_scope(a, "accounts")?,
+            _ => keycel::AccountScope::All,
+        };
+        keycel::UserRecord::new(id, roles, accounts).map(|inner| UserRecord { inner }).map_err(|e| record_error(&e))
+    }
+
+    #[staticmethod]
+    fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let v = to_json(data, "data")?;
+        let json = serde_json::to_string(&v).map_err(|e| crate::errors::internal(e.to_string()))?;
+        Self::from_json(&json)
+    }
+
+    #[staticmethod]
+    fn from_json(data: &str) -> PyResult<Self> {
+        keycel::UserRecord::from_json(data).map(|inner| UserRecord { inner }).map_err(|e| record_error(&e))
+    }
+
+    fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let v = serde_json::to_value(&self.inner).map_err(|e| crate::errors::internal(e.to_string()))?;
+        from_json(py, &v)
+    }
+
+    fn to_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.inner).map_err(|e| crate::errors::internal(e.to_string()))
+    }
+
+    #[getter]
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+    #[getter]
+    fn roles<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyFrozenSet>> {
+        PyFrozenSet::new(py, self.inner.roles.iter())
+    }
+    #[getter]
+    fn accounts(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        account_scope_py(py, &self.inner.accounts)
+    }
+    #[getter]
+    fn version(&self) -> u64 {
+        self.inner.version
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<UserRecord>().map(|o| o.get().inner == self.inner).unwrap_or(false)
+    }
+
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.inner.id.hash(&mut h);
+        self.inner.version.hash(&mut h);
+        h.finish()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("UserRecord(id={:?}, roles={:?}, version={})", self.inner.id, self.inner.roles, self.inner.version)
+    }
+}
+
+/// A freshly created or rotated key. The secret can be read exactly once, as `token` (client
+/// id and secret joined, for Basic/Bearer) or as `secret` (for the header pair); after that it
+/// is wiped from keycel's memory and further reads raise `CredentialError`.
+#[pyclass(frozen, module = "keycel._keycel", name = "IssuedKey")]
+#[derive(Debug)]
+pub(crate) struct IssuedKey {
+    client_id: String,
+    record: Py<KeyRecord>,
+    secret: Mutex<Option<keycel::IssuedKey>>,
+}
+
+impl IssuedKey {
+    pub(crate) fn new(py: Python<'_>, record: keycel::KeyRecord, issued: keycel::IssuedKey) -> PyResult<Self> {
+        Ok(IssuedKey {
+            client_id: issued.client_id.as_str().to_string(),
+            record: Py::new(py, KeyRecord::new(record))?,
+            secret: Mutex::new(Some(issued)),
+        })
+    }
+
+    fn take(&self) -> PyResult<keycel::IssuedKey> {
+        let mut g = self.secret.lock().unwrap_or_else(|p| p.into_inner());
+        g.take().ok_or_else(|| credential("the secret of this key was already read (it is shown only once)"))
+    }
+}
+
+#[pymethods]
+impl IssuedKey {
+    /// The public client id (also the record id).
+    #[getter]
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The stored record as created (or rotated).
+    #[getter]
+    fn record(&self, py: Python<'_>) -> Py<KeyRecord> {
+        self.record.clone_ref(py)
+    }
+
+    /// The full token (`kc_<id>_<secret>`). Readable once.
+    #[getter]
+    fn token(&self) -> PyResult<String> {
+        Ok(self.take()?.token().expose().to_string())
+    }
+
+    /// The secret key alone (for the client-id/secret header pair). Readable once.
+    #[getter]
+    fn secret(&self) -> PyResult<String> {
+        Ok(self.take()?.secret.expose().to_string())
+    }
+
+    /// True until the secret was read.
+    #[getter]
+    fn readable(&self) -> bool {
+        self.secret.lock().map(|g| g.is_some()).unwrap_or(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("IssuedKey(client_id={:?}, secret=<redacted>)", self.client_id)
+    }
+}
