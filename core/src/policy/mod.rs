@@ -189,7 +189,7 @@ impl PolicySet {
         if doc.version != 1 {
             return Err(at(None, format!("unsupported policy version {} (this build reads 1)", doc.version), None));
         }
-        for (scope, _) in &doc.scopes {
+        for scope in doc.scopes.keys() {
             if !valid_scope(scope) || scope.contains('*') {
                 return Err(at(None, format!("catalogue entry {scope:?} is not a scope name"), find(scope)));
             }

@@ -1,0 +1,503 @@
+//! Writes `tests/vectors/*.json`: the seed scenarios as language-neutral cases.
+//!
+//! Expectations are stated here by hand, per case; after writing, every file is run through
+//! the Rust engine and the generator fails if any decision differs, so a vector never
+//! records what the engine happens to do, only what the seeds say it must do.
+//! Deterministic (fixed RNG seed) and cheap (argon2 m=1024,t=1,p=1).
+
+use base64ct::{Base64, Encoding};
+use keycel::engine::Request;
+use keycel::hash::{HashParams, HashPolicy};
+use keycel::record::{AccountScope, KeyKind, KeyRecord, PreviousSecret, UserRecord};
+use keycel::test_rng::TestRng;
+use keycel::time::{Duration, Timestamp};
+use keycel::token::{IssuedKey, TokenFormat};
+use keycel_conformance::{repo_root, run, Case, Expect, TokenSet, Vector};
+use std::collections::BTreeMap;
+
+const CHEAP: HashParams = HashParams { m_cost: 1024, t_cost: 1, p_cost: 1 };
+const CHALLENGE_INVALID: &str = "Basic realm=\"keycel\", Bearer realm=\"keycel\", error=\"invalid_token\"";
+const CHALLENGE_MISSING: &str = "Basic realm=\"keycel\", Bearer realm=\"keycel\"";
+
+struct Gen {
+    rng: TestRng,
+    hash: HashPolicy,
+    now: Timestamp,
+    keys: Vec<KeyRecord>,
+    users: Vec<UserRecord>,
+    tokens: BTreeMap<String, TokenSet>,
+    ids: BTreeMap<String, String>,
+    cases: Vec<Case>,
+}
+
+type R<T> = Result<T, String>;
+
+impl Gen {
+    fn new(seed: u64) -> R<Self> {
+        Ok(Gen {
+            rng: TestRng::new(seed),
+            hash: HashPolicy::with_params(CHEAP).map_err(|e| e.to_string())?,
+            now: Timestamp::parse_rfc3339("2026-11-23T12:00:00Z").map_err(|e| e.to_string())?,
+            keys: Vec::new(),
+            users: Vec::new(),
+            tokens: BTreeMap::new(),
+            ids: BTreeMap::new(),
+            cases: Vec::new(),
+        })
+    }
+
+    fn issue(&mut self) -> R<IssuedKey> {
+        TokenFormat::default().issue(&mut self.rng).map_err(|e| e.to_string())
+    }
+
+    /// Adds a stored key and remembers its credentials under `label`.
+    fn key(&mut self, label: &str, role: &str, edit: impl FnOnce(&mut KeyRecord)) -> R<()> {
+        let issued = self.issue()?;
+        let mut r = KeyRecord {
+            id: issued.client_id.clone(),
+            name: label.to_string(),
+            description: String::new(),
+            kind: KeyKind::Api,
+            role: role.to_string(),
+            scopes: Default::default(),
+            accounts: AccountScope::All,
+            active: true,
+            created_at: self.now,
+            updated_at: self.now,
+            expires_at: None,
+            rotated_at: None,
+            secret_hash: self.hash.hash(issued.secret.expose().as_bytes(), &mut self.rng).map_err(|e| e.to_string())?,
+            previous_secret: None,
+            max_concurrent: None,
+            metadata: BTreeMap::new(),
+            version: 1,
+        };
+        edit(&mut r);
+        r.validate().map_err(|e| e.to_string())?;
+        self.remember(label, &issued);
+        self.keys.push(r);
+        Ok(())
+    }
+
+    fn remember(&mut self, label: &str, k: &IssuedKey) {
+        self.ids.insert(label.to_string(), k.client_id.as_str().to_string());
+        self.tokens.insert(
+            label.to_string(),
+            TokenSet {
+                client_id: k.client_id.as_str().to_string(),
+                secret: k.secret.expose().to_string(),
+                token: k.token().expose().to_string(),
+            },
+        );
+    }
+
+    fn user(&mut self, id: &str, roles: &[&str], accounts: AccountScope) -> R<()> {
+        let u = UserRecord::new(id, roles.iter().map(|s| s.to_string()), accounts).map_err(|e| e.to_string())?;
+        self.users.push(u);
+        Ok(())
+    }
+
+    fn t(&self, label: &str) -> R<&TokenSet> {
+        self.tokens.get(label).ok_or_else(|| format!("no token {label}"))
+    }
+
+    fn id(&self, label: &str) -> Option<String> {
+        self.ids.get(label).cloned()
+    }
+
+    fn bearer(&self, label: &str) -> R<Vec<(String, String)>> {
+        Ok(vec![("Authorization".into(), format!("Bearer {}", self.t(label)?.token))])
+    }
+
+    fn basic(&self, user: &str, password: Option<&str>) -> Vec<(String, String)> {
+        let raw = match password {
+            Some(p) => format!("{user}:{p}"),
+            None => user.to_string(),
+        };
+        vec![("Authorization".into(), format!("Basic {}", Base64::encode_string(raw.as_bytes())))]
+    }
+
+    fn pair(&self, label: &str) -> R<Vec<(String, String)>> {
+        let t = self.t(label)?;
+        Ok(vec![("X-Keycel-Client-Id".into(), t.client_id.clone()), ("X-Keycel-Secret-Key".into(), t.secret.clone())])
+    }
+
+    fn case(&mut self, name: &str, headers: Vec<(String, String)>, request: Request, expect: Expect) {
+        self.cases.push(Case { name: name.to_string(), headers, request, now: None, in_flight: 0, expect });
+    }
+
+    fn case_at(
+        &mut self,
+        name: &str,
+        headers: Vec<(String, String)>,
+        request: Request,
+        now: Timestamp,
+        expect: Expect,
+    ) {
+        self.cases.push(Case { name: name.to_string(), headers, request, now: Some(now), in_flight: 0, expect });
+    }
+
+    fn finish(self, description: &str) -> Vector {
+        Vector {
+            description: description.to_string(),
+            policy: "policies/default.toml".to_string(),
+            now: self.now,
+            keys: self.keys.iter().map(KeyRecord::to_value).collect(),
+            users: self.users.iter().map(|u| serde_json::to_value(u).unwrap_or_default()).collect(),
+            tokens: self.tokens,
+            cases: self.cases,
+        }
+    }
+}
+
+fn expect(
+    allowed: bool,
+    status: u16,
+    code: Option<&str>,
+    message: &str,
+    key_id: Option<String>,
+    rules: &[&str],
+) -> Expect {
+    Expect {
+        allowed,
+        status,
+        code: code.map(str::to_string),
+        message: message.to_string(),
+        key_id,
+        matched_rules: rules.iter().map(|s| s.to_string()).collect(),
+        headers: BTreeMap::new(),
+    }
+}
+
+fn ok(key: Option<String>) -> Expect {
+    expect(true, 200, None, "OK", key, &["scope-grants-action"])
+}
+
+fn unauthorized() -> Expect {
+    let mut e = expect(false, 401, Some("invalid_token"), "Invalid username/account key", None, &[]);
+    e.headers.insert("WWW-Authenticate".into(), CHALLENGE_INVALID.into());
+    e
+}
+
+fn missing() -> Expect {
+    let mut e = expect(false, 401, None, "Authentication required", None, &[]);
+    e.headers.insert("WWW-Authenticate".into(), CHALLENGE_MISSING.into());
+    e
+}
+
+fn bad_request() -> Expect {
+    expect(false, 400, Some("invalid_request"), "Invalid request", None, &[])
+}
+
+fn insufficient(key: Option<String>) -> Expect {
+    expect(false, 403, Some("insufficient_scope"), "Forbidden", key, &[])
+}
+
+fn not_found(key: Option<String>) -> Expect {
+    expect(false, 404, Some("not_found"), "Not found", key, &[])
+}
+
+fn busy(key: Option<String>) -> Expect {
+    let mut e = expect(false, 429, Some("too_many_requests"), "Too many concurrent requests for this key", key, &[]);
+    e.headers.insert("Retry-After".into(), "1".into());
+    e
+}
+
+fn credentials() -> R<Vector> {
+    let mut g = Gen::new(1)?;
+    g.key("service", "integration", |_| {})?;
+    let read = || Request::new("api.read").method("GET").path("/v1/data");
+    let id = g.id("service");
+    let t = g.t("service")?.clone();
+    g.case("header pair (Finout: client id + secret key headers)", g.pair("service")?, read(), ok(id.clone()));
+    g.case(
+        "Basic with the token as user and an empty password (004)",
+        g.basic(&t.token, Some("")),
+        read(),
+        ok(id.clone()),
+    );
+    g.case("Basic with the token as user and no password at all", g.basic(&t.token, None), read(), ok(id.clone()));
+    g.case(
+        "Basic with client id as user and secret as password",
+        g.basic(&t.client_id, Some(&t.secret)),
+        read(),
+        ok(id.clone()),
+    );
+    g.case("Bearer (RFC 6750)", g.bearer("service")?, read(), ok(id.clone()));
+    g.case(
+        "scheme names are case-insensitive",
+        vec![("authorization".into(), format!("bEaReR {}", t.token))],
+        read(),
+        ok(id.clone()),
+    );
+    g.case(
+        "no credentials: 401 without an error code",
+        vec![("Accept".into(), "application/json".into())],
+        read(),
+        missing(),
+    );
+    g.case(
+        "an Authorization scheme keycel does not use counts as none",
+        vec![("Authorization".into(), "Digest username=x".into())],
+        read(),
+        missing(),
+    );
+    let mut wrong = t.secret.clone();
+    wrong.replace_range(0..1, if wrong.starts_with('A') { "B" } else { "A" });
+    g.case(
+        "a typo fails the checksum: same 401 as any bad key",
+        g.basic(&format!("{}_{wrong}", t.client_id), Some("")),
+        read(),
+        unauthorized(),
+    );
+    g.case("garbage as Basic user", g.basic("hello", Some("")), read(), unauthorized());
+    g.case("garbage Bearer", vec![("Authorization".into(), "Bearer not-a-key!".into())], read(), unauthorized());
+    g.case("half a header pair", vec![("x-keycel-client-id".into(), t.client_id.clone())], read(), unauthorized());
+    g.case(
+        "oversized header refused before decoding",
+        vec![("Authorization".into(), format!("Bearer {}", "a".repeat(4000)))],
+        read(),
+        unauthorized(),
+    );
+    g.case("Basic that is not base64: 400", vec![("Authorization".into(), "Basic %%%".into())], read(), bad_request());
+    let mut both = g.bearer("service")?;
+    both.extend(g.pair("service")?);
+    g.case("two methods at once: 400 invalid_request", both, read(), bad_request());
+    let mut twice = g.bearer("service")?;
+    twice.extend(g.bearer("service")?);
+    g.case("a repeated Authorization header: 400", twice, read(), bad_request());
+    Ok(g.finish("Credential forms of the three seeds (Finout header pair, 004 Basic with empty or absent password, Bearer) and every malformed shape."))
+}
+
+fn secrets() -> R<Vector> {
+    let mut g = Gen::new(2)?;
+    g.key("live", "integration", |_| {})?;
+    g.key("inactive", "integration", |r| r.active = false)?;
+    let now = g.now;
+    g.key("expiring", "integration", |r| r.expires_at = Some(now.plus(Duration::from_secs(3600))))?;
+    // Rotated without grace: the stored hash is the new secret's; the old token is dead.
+    let old = g.issue()?;
+    let new_secret = TokenFormat::default().new_secret(&old.client_id, &mut g.rng).map_err(|e| e.to_string())?;
+    let new_hash = g.hash.hash(new_secret.expose().as_bytes(), &mut g.rng).map_err(|e| e.to_string())?;
+    let rotated = IssuedKey { client_id: old.client_id.clone(), secret: new_secret };
+    g.remember("rotated_old", &old);
+    g.remember("rotated_new", &rotated);
+    let mut rec = KeyRecord {
+        id: old.client_id.clone(),
+        name: "rotated".into(),
+        description: String::new(),
+        kind: KeyKind::Api,
+        role: "integration".into(),
+        scopes: Default::default(),
+        accounts: AccountScope::All,
+        active: true,
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+        rotated_at: Some(now),
+        secret_hash: new_hash.clone(),
+        previous_secret: None,
+        max_concurrent: None,
+        metadata: BTreeMap::new(),
+        version: 2,
+    };
+    g.keys.push(rec.clone());
+    // Rotated with a one-hour grace: the previous secret still works until the deadline.
+    let grace_old = g.issue()?;
+    let grace_new = TokenFormat::default().new_secret(&grace_old.client_id, &mut g.rng).map_err(|e| e.to_string())?;
+    rec.id = grace_old.client_id.clone();
+    rec.name = "rotated with grace".into();
+    rec.secret_hash = g.hash.hash(grace_new.expose().as_bytes(), &mut g.rng).map_err(|e| e.to_string())?;
+    rec.previous_secret = Some(PreviousSecret {
+        hash: g.hash.hash(grace_old.secret.expose().as_bytes(), &mut g.rng).map_err(|e| e.to_string())?,
+        valid_until: now.plus(Duration::from_secs(3600)),
+    });
+    g.remember("grace_old", &grace_old);
+    g.remember("grace_new", &IssuedKey { client_id: grace_old.client_id.clone(), secret: grace_new });
+    g.keys.push(rec);
+    let read = || Request::new("api.read");
+    g.case("a live key", g.bearer("live")?, read(), ok(g.id("live")));
+    g.case("an inactive key answers the same 401 (004: mark inactive)", g.bearer("inactive")?, read(), unauthorized());
+    g.case("before expiry", g.bearer("expiring")?, read(), ok(g.id("expiring")));
+    g.case_at("after expiry", g.bearer("expiring")?, read(), now.plus(Duration::from_secs(3601)), unauthorized());
+    g.case("rotation: the new secret works", g.bearer("rotated_new")?, read(), ok(g.id("rotated_new")));
+    g.case("rotation: the old secret is dead at once (Finta)", g.bearer("rotated_old")?, read(), unauthorized());
+    g.case("grace rotation: the new secret works", g.bearer("grace_new")?, read(), ok(g.id("grace_new")));
+    g.case(
+        "grace rotation: the old secret works until the deadline",
+        g.bearer("grace_old")?,
+        read(),
+        ok(g.id("grace_old")),
+    );
+    g.case_at(
+        "grace rotation: and not after it",
+        g.bearer("grace_old")?,
+        read(),
+        now.plus(Duration::from_secs(3601)),
+        unauthorized(),
+    );
+    let unknown = g.issue()?;
+    g.case(
+        "an unknown client id with a valid checksum",
+        vec![("Authorization".into(), format!("Bearer {}", unknown.token().expose()))],
+        read(),
+        unauthorized(),
+    );
+    Ok(g.finish("Secret and state checks: live, inactive, expired, rotated (old secret dead at once), rotation grace, unknown id. All failures are the same 401."))
+}
+
+fn scopes_and_accounts() -> R<Vector> {
+    let mut g = Gen::new(3)?;
+    g.key("admin", "admin", |_| {})?;
+    g.key("reader", "reader", |_| {})?;
+    g.key("reader_plus_write", "reader", |r| {
+        r.scopes.insert("api.write".into());
+    })?;
+    g.key("scoped", "integration", |r| {
+        r.accounts = AccountScope::parse_list("acc_1,acc_2").unwrap_or(AccountScope::All);
+    })?;
+    let a = g.id("admin");
+    g.case(
+        "admin on the Administration API (004)",
+        g.bearer("admin")?,
+        Request::new("admin.account.create").method("POST").path("/admin/accounts"),
+        ok(a.clone()),
+    );
+    g.case(
+        "admin scopes are not honoured outside the Administration API (004)",
+        g.bearer("admin")?,
+        Request::new("admin.account.create").method("POST").path("/v1/accounts"),
+        expect(false, 403, Some("forbidden"), "Forbidden", a.clone(), &["admin-scopes-only-on-admin-api"]),
+    );
+    g.case("reader reads", g.bearer("reader")?, Request::new("api.read"), ok(g.id("reader")));
+    let mut e = insufficient(g.id("reader"));
+    e.headers.insert(
+        "WWW-Authenticate".into(),
+        "Bearer realm=\"keycel\", error=\"insufficient_scope\", scope=\"api.write\"".into(),
+    );
+    g.case("reader does not write: 403 insufficient_scope", g.bearer("reader")?, Request::new("api.write"), e);
+    g.case(
+        "an explicit scope adds to the role",
+        g.bearer("reader_plus_write")?,
+        Request::new("api.write"),
+        ok(g.id("reader_plus_write")),
+    );
+    g.case(
+        "account inside the key's scope (Finta)",
+        g.bearer("scoped")?,
+        Request::new("api.read").account("acc_2"),
+        ok(g.id("scoped")),
+    );
+    g.case(
+        "account outside the key's scope: 404 like a missing resource (Finta)",
+        g.bearer("scoped")?,
+        Request::new("api.read").account("acc_3"),
+        not_found(g.id("scoped")),
+    );
+    g.case(
+        "all accounts includes accounts created later (Finta)",
+        g.bearer("reader")?,
+        Request::new("api.read").account("acc_created_tomorrow"),
+        ok(g.id("reader")),
+    );
+    g.case(
+        "an action that is not a scope name: 400",
+        g.bearer("reader")?,
+        Request::new("not an action"),
+        bad_request(),
+    );
+    Ok(g.finish("Scopes, roles and account scope: 004's admin-API rule, insufficient scope, Finta's 404 for out-of-scope accounts."))
+}
+
+fn personal_tokens() -> R<Vector> {
+    let mut g = Gen::new(4)?;
+    g.user("alice", &["editor"], AccountScope::parse_list("acc_1").map_err(|e| e.to_string())?)?;
+    g.user("bob", &["viewer"], AccountScope::All)?;
+    g.key("alice_token", "editor", |r| r.kind = KeyKind::Personal { user: "alice".into() })?;
+    g.key("bob_token", "editor", |r| r.kind = KeyKind::Personal { user: "bob".into() })?;
+    g.key("orphan_token", "editor", |r| r.kind = KeyKind::Personal { user: "carol".into() })?;
+    g.case(
+        "personal token within its user's access",
+        g.bearer("alice_token")?,
+        Request::new("api.write").account("acc_1"),
+        ok(g.id("alice_token")),
+    );
+    g.case(
+        "capped by the user's data access (Finout)",
+        g.bearer("alice_token")?,
+        Request::new("api.write").account("acc_2"),
+        not_found(g.id("alice_token")),
+    );
+    g.case(
+        "capped by the user's current roles (Finout)",
+        g.bearer("bob_token")?,
+        Request::new("api.write"),
+        insufficient(g.id("bob_token")),
+    );
+    g.case(
+        "the user's current roles still grant what they grant",
+        g.bearer("bob_token")?,
+        Request::new("api.read"),
+        ok(g.id("bob_token")),
+    );
+    g.case(
+        "a removed user's token is dead (Finout)",
+        g.bearer("orphan_token")?,
+        Request::new("api.read"),
+        unauthorized(),
+    );
+    Ok(g.finish(
+        "Finout personal tokens: capped by the user's current roles and data access; dead once the user is removed.",
+    ))
+}
+
+fn concurrency() -> R<Vector> {
+    let mut g = Gen::new(5)?;
+    g.key("service", "integration", |_| {})?;
+    g.key("narrow", "integration", |r| r.max_concurrent = Some(2))?;
+    let read = || Request::new("api.read");
+    let mut c = Case {
+        name: "five in flight, the fifth is fine".into(),
+        headers: g.bearer("service")?,
+        request: read(),
+        now: None,
+        in_flight: 4,
+        expect: ok(g.id("service")),
+    };
+    g.cases.push(c.clone());
+    c.name = "the sixth concurrent request gets 429 (Finout: five per key)".into();
+    c.in_flight = 5;
+    c.expect = busy(g.id("service"));
+    g.cases.push(c.clone());
+    c.name = "a key's own limit".into();
+    c.headers = g.bearer("narrow")?;
+    c.in_flight = 2;
+    c.expect = busy(g.id("narrow"));
+    g.cases.push(c.clone());
+    c.name = "leases are released after each case".into();
+    c.in_flight = 0;
+    c.expect = ok(g.id("narrow"));
+    g.cases.push(c);
+    Ok(g.finish("In-flight limits: default 5 per key (Finout), per-key override, 429 with Retry-After; denied requests take no lease."))
+}
+
+fn main() -> Result<(), String> {
+    let dir = repo_root().join("tests/vectors");
+    let all = [
+        ("credentials", credentials()?),
+        ("secrets_and_state", secrets()?),
+        ("scopes_and_accounts", scopes_and_accounts()?),
+        ("personal_tokens", personal_tokens()?),
+        ("concurrency", concurrency()?),
+    ];
+    for (name, v) in &all {
+        let (n, failures) = run(v)?;
+        if !failures.is_empty() {
+            return Err(format!("{name}: the engine disagrees with the stated expectations:\n{}", failures.join("\n")));
+        }
+        let json = serde_json::to_string_pretty(v).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join(format!("{name}.json")), json + "\n").map_err(|e| e.to_string())?;
+        println!("tests/vectors/{name}.json: {n} cases");
+    }
+    Ok(())
+}

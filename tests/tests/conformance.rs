@@ -1,0 +1,33 @@
+//! Runs every shared vector in `tests/vectors/` through the Rust engine.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use keycel_conformance::{run, vector_files, Vector};
+
+#[test]
+fn every_vector_conforms() {
+    let files = vector_files();
+    assert!(files.len() >= 5, "vector files missing: {files:?}");
+    let mut total = 0;
+    let mut failures = Vec::new();
+    for f in &files {
+        let v: Vector = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        let (n, fails) = run(&v).unwrap();
+        total += n;
+        failures.extend(fails.into_iter().map(|x| format!("{}: {x}", f.display())));
+    }
+    assert!(total >= 40, "only {total} cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_status_code_is_covered() {
+    let mut seen = std::collections::BTreeSet::new();
+    for f in vector_files() {
+        let v: Vector = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        seen.extend(v.cases.iter().map(|c| c.expect.status));
+    }
+    for s in [200, 400, 401, 403, 404, 429] {
+        assert!(seen.contains(&s), "no vector case answers {s}");
+    }
+}
