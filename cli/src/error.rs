@@ -56,9 +56,9 @@ impl CliError {
         Self::new(code::POLICY, "policy", message)
     }
 
-    /// A non-error outcome that must still exit non-zero (denied, failed tests).
-    pub fn denied(message: impl Into<String>) -> Self {
-        Self::new(code::DENIED, "denied", message)
+    /// A non-error outcome that must still exit non-zero (denied, failed tests, demo deviations).
+    pub fn denied(kind: &'static str, message: impl Into<String>) -> Self {
+        Self::new(code::DENIED, kind, message)
     }
 
     pub fn to_json(&self) -> serde_json::Value {

@@ -2,25 +2,35 @@
 //! and walk the seed scenarios (`keycel demo`).
 
 mod args;
+mod authorize;
 mod context;
+mod demo;
 mod error;
 mod keys;
 mod output;
+mod policy;
 
 use args::{Cli, Command};
 use clap::Parser;
 use context::Ctx;
-use error::CliError;
+use error::{code, CliError};
 use keycel::sqlite::SqliteStore;
 use output::print_json;
 use serde_json::json;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are not errors.
+            return ExitCode::from(if e.use_stderr() { code::USAGE } else { code::OK });
+        }
+    };
     let json = cli.global.json;
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(code::OK),
         Err(e) => {
             if json {
                 eprintln!("{}", e.to_json());
@@ -39,9 +49,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Check => check(&ctx),
         Command::Key(cmd) => keys::run_key(&ctx, cmd),
         Command::User(cmd) => keys::run_user(&ctx, cmd),
-        Command::Authorize(_) | Command::Policy(_) | Command::Demo(_) => {
-            Err(CliError::policy("the policy engine is not part of this build yet"))
-        }
+        Command::Authorize(a) => authorize::run(&ctx, &a),
+        Command::Policy(cmd) => policy::run(&ctx, &cmd),
+        Command::Demo(a) => demo::run(&ctx, &a),
     }
 }
 
