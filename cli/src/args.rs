@@ -55,8 +55,8 @@ pub struct Global {
     /// Default: the policy's `defaults.hash` (owasp in the default policy).
     #[arg(long, global = true, env = "KEYCEL_HASH", value_enum)]
     pub hash: Option<HashPreset>,
-    /// Pretend the time is this RFC 3339 instant (replays, tests).
-    #[arg(long, global = true, env = "KEYCEL_NOW", hide = true)]
+    /// Act as if the time were this RFC 3339 instant (replays, expiry checks, tests).
+    #[arg(long, global = true, env = "KEYCEL_NOW")]
     pub now: Option<String>,
     /// Print audit events as JSON lines on stderr.
     #[arg(long, global = true)]
@@ -94,8 +94,7 @@ Examples:
     Policy(PolicyCommand),
     /// Walk the seed scenarios end to end against a fresh temporary store.
     Demo(DemoArgs),
-    #[command(hide = true)]
-    /// Checks the store file: SQLite integrity and every record's validity.
+    /// Check the store file: SQLite integrity and every record's validity.
     Check,
 }
 
