@@ -102,10 +102,13 @@ fn push_pair(out: &mut Vec<(String, String)>, pair: &Bound<'_, PyAny>) -> PyResu
             return Ok(());
         }
     }
-    let (n, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
-        pair.extract().map_err(|_| PyTypeError::new_err("headers must be a mapping or (name, value) pairs"))?;
-    out.push((header_text(&n)?, header_text(&v)?));
-    Ok(())
+    if let Ok(l) = pair.cast::<PyList>() {
+        if l.len() == 2 {
+            out.push((header_text(&l.get_item(0)?)?, header_text(&l.get_item(1)?)?));
+            return Ok(());
+        }
+    }
+    Err(PyTypeError::new_err("headers must be a mapping or (name, value) pairs"))
 }
 
 /// Headers from a dict, any mapping with `items()` (Starlette `Headers`, Django

@@ -115,8 +115,3 @@ where
     py.detach(|| catch_unwind(AssertUnwindSafe(f)).map_err(panic_message))
         .map_err(|what| internal(format!("internal error in keycel: {what}")))
 }
-
-/// Same as [`detached`] but keeps the GIL (for calls too short to be worth releasing it).
-pub(crate) fn no_panic<T>(f: impl FnOnce() -> T) -> PyResult<T> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| internal(format!("internal error in keycel: {}", panic_message(p))))
-}

@@ -78,17 +78,14 @@ impl Keyring {
         py: Python<'_>,
         store: Option<&Bound<'_, PyAny>>,
         guard: Option<Arc<dyn ManagementGuard>>,
-        hash: Option<&Bound<'_, PyAny>>,
-        prefix: &str,
+        format: TokenFormat,
+        hash: HashPolicy,
         operator: &str,
         audit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let store = store_from(py, store)?;
-        let format = TokenFormat::with_prefix(prefix).map_err(|e| token_error(&e))?;
-        let mut inner = keycel::keyring::Keyring::new(store.store.clone())
-            .with_format(format)
-            .with_hash(hash_policy(hash)?)
-            .map_err(keyring_error)?;
+        let mut inner =
+            keycel::keyring::Keyring::new(store.store.clone()).with_format(format).with_hash(hash).map_err(keyring_error)?;
         if let Some(g) = guard {
             inner = inner.with_guard(g);
         }
@@ -163,18 +160,22 @@ impl Keyring {
     /// parameters for new secrets: `"owasp"` (default), `"edge"` or a dict of
     /// `m_cost`/`t_cost`/`p_cost`. `audit` is called with one dict per change.
     #[new]
-    #[pyo3(signature = (store = None, *, guard = None, hash = None, prefix = "kc", operator = "python", audit = None))]
+    #[pyo3(signature = (store = None, *, guard = None, hash = None, prefix = None, operator = "python", audit = None))]
     fn py_new(
         py: Python<'_>,
         store: Option<&Bound<'_, PyAny>>,
         guard: Option<&Bound<'_, PyAny>>,
         hash: Option<&Bound<'_, PyAny>>,
-        prefix: &str,
+        prefix: Option<&str>,
         operator: &str,
         audit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let guard = crate::engine::guard_from(guard)?;
-        Keyring::build(py, store, guard, hash, prefix, operator, audit)
+        let format = match prefix {
+            Some(p) => TokenFormat::with_prefix(p).map_err(|e| token_error(&e))?,
+            None => crate::engine::format_from(guard).unwrap_or_default(),
+        };
+        let guard_arc = crate::engine::guard_from(guard)?;
+        Keyring::build(py, store, guard_arc, format, hash_policy(hash)?, operator, audit)
     }
 
     /// The store object this keyring writes to.

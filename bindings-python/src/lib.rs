@@ -21,6 +21,8 @@ fn _keycel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stores::MemoryStore>()?;
     m.add_class::<stores::SqliteStore>()?;
     m.add_class::<keyring::Keyring>()?;
+    m.add_class::<engine::Engine>()?;
+    m.add_class::<decision::Ready>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

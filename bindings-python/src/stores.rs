@@ -24,6 +24,23 @@ impl MemoryStore {
     fn __repr__(&self) -> &'static str {
         "MemoryStore()"
     }
+
+    /// Adds a key record as is (`StoreError(kind="already_exists")` if the id is or was used).
+    fn insert_key(&self, py: Python<'_>, record: &crate::records::KeyRecord) -> PyResult<()> {
+        raw::insert_key(py, self.inner.clone(), record)
+    }
+    /// Adds or replaces a user record as is.
+    fn put_user(&self, py: Python<'_>, user: &crate::records::UserRecord) -> PyResult<()> {
+        raw::put_user(py, self.inner.clone(), user)
+    }
+    /// A key record by client id, or None.
+    fn get_key(&self, py: Python<'_>, id: &str) -> PyResult<Option<crate::records::KeyRecord>> {
+        raw::get_key(py, self.inner.clone(), id)
+    }
+    /// A user record by id, or None.
+    fn get_user(&self, py: Python<'_>, id: &str) -> PyResult<Option<crate::records::UserRecord>> {
+        raw::get_user(py, self.inner.clone(), id)
+    }
 }
 
 /// A key store in one SQLite file (WAL mode, atomic changes, safe across processes).
@@ -68,8 +85,51 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
+    /// Adds a key record as is (`StoreError(kind="already_exists")` if the id is or was used).
+    fn insert_key(&self, py: Python<'_>, record: &crate::records::KeyRecord) -> PyResult<()> {
+        raw::insert_key(py, self.inner.clone(), record)
+    }
+    /// Adds or replaces a user record as is.
+    fn put_user(&self, py: Python<'_>, user: &crate::records::UserRecord) -> PyResult<()> {
+        raw::put_user(py, self.inner.clone(), user)
+    }
+    /// A key record by client id, or None.
+    fn get_key(&self, py: Python<'_>, id: &str) -> PyResult<Option<crate::records::KeyRecord>> {
+        raw::get_key(py, self.inner.clone(), id)
+    }
+    /// A user record by id, or None.
+    fn get_user(&self, py: Python<'_>, id: &str) -> PyResult<Option<crate::records::UserRecord>> {
+        raw::get_user(py, self.inner.clone(), id)
+    }
+
     fn __repr__(&self) -> String {
         format!("SqliteStore({:?})", self.path.as_deref().unwrap_or(":memory:"))
+    }
+}
+
+/// Direct record access on a built-in store (import/export, fixtures). Bypasses the
+/// keyring's guard and audit; records are still validated by core.
+mod raw {
+    use super::*;
+    use crate::records::{KeyRecord, UserRecord};
+
+    pub(super) fn insert_key(py: Python<'_>, s: Arc<dyn Store>, record: &KeyRecord) -> PyResult<()> {
+        let r = record.inner.clone();
+        detached(py, move || s.insert_key(&r))?.map_err(|e| store_error(&e))
+    }
+    pub(super) fn put_user(py: Python<'_>, s: Arc<dyn Store>, user: &UserRecord) -> PyResult<()> {
+        let u = user.inner.clone();
+        detached(py, move || s.put_user(&u))?.map_err(|e| store_error(&e))
+    }
+    pub(super) fn get_key(py: Python<'_>, s: Arc<dyn Store>, id: &str) -> PyResult<Option<KeyRecord>> {
+        let id = id.to_string();
+        let r = detached(py, move || s.get_key(&id))?.map_err(|e| store_error(&e))?;
+        Ok(r.map(KeyRecord::new))
+    }
+    pub(super) fn get_user(py: Python<'_>, s: Arc<dyn Store>, id: &str) -> PyResult<Option<UserRecord>> {
+        let id = id.to_string();
+        let r = detached(py, move || s.get_user(&id))?.map_err(|e| store_error(&e))?;
+        Ok(r.map(|inner| UserRecord { inner }))
     }
 }
 

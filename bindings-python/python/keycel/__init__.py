@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._keycel import (
     Decision,
+    Engine,
     IssuedKey,
     KeyRecord,
     Keyring,
@@ -36,6 +37,7 @@ __all__ = [
     "DeniedError",
     "DictStore",
     "DocumentStore",
+    "Engine",
     "InternalError",
     "InvalidArgumentError",
     "InvalidRecordError",
