@@ -1,0 +1,19 @@
+'use strict';
+// keycel for Node (CommonJS): the WebAssembly module is compiled synchronously on load.
+const bindings = require('./node/keycel_wasm.js');
+const glue = require('@@NODE_GLUE@@');
+
+glue.installApi(bindings);
+
+module.exports = {
+  Credentials: bindings.Credentials,
+  Engine: bindings.Engine,
+  KeyRecord: bindings.KeyRecord,
+  KeycelError: glue.KeycelError,
+  Lease: bindings.Lease,
+  UserRecord: bindings.UserRecord,
+  issueKey: bindings.issueKey,
+  parseCredentials: bindings.parseCredentials,
+  rotateKey: bindings.rotateKey,
+  version: bindings.version,
+};

@@ -1,0 +1,347 @@
+//! `Engine`: a compiled policy with its authenticator (and verified-secret cache) and lease
+//! counters. Build one per isolate, at module top level if you like: nothing random or
+//! clock-dependent happens until a request is handled.
+
+use crate::convert::{self, Span};
+use crate::credentials::{self, Credentials};
+use crate::decision;
+use crate::error::{codes, Error, JsResult};
+use crate::keys::Issuer;
+use crate::records::{KeyRecord, UserRecord};
+use keycel::decision::Decision;
+use keycel::engine::{auth_config_for, EngineError, Request};
+use keycel::keyring::ManagementGuard;
+use keycel::policy::{PolicyError, PolicySet};
+use serde::Deserialize;
+use std::sync::Arc;
+use wasm_bindgen::prelude::*;
+
+/// Engine settings beyond the policy's `[defaults]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct EngineOptions {
+    /// Name used in policy error messages (default `policy.toml` / `policy.json`).
+    #[serde(default)]
+    origin: Option<String>,
+    /// Verified-secret cache entries (0 turns it off).
+    #[serde(default)]
+    cache_capacity: Option<usize>,
+    /// Age after which a cached verification is redone with argon2.
+    #[serde(default)]
+    cache_ttl: Option<Span>,
+}
+
+/// Most cache entries a caller may ask for.
+const MAX_CACHE_CAPACITY: usize = 1_000_000;
+
+fn policy_error(e: &PolicyError) -> Error {
+    let opt = |v: Option<u32>| v.map_or(JsValue::NULL, JsValue::from);
+    Error::new(codes::POLICY_ERROR, e.to_string()).with_extra(convert::object(&[
+        ("file", e.file.as_str().into()),
+        ("rule", e.rule.as_deref().map_or(JsValue::NULL, JsValue::from)),
+        ("line", opt(e.line)),
+        ("column", opt(e.column)),
+    ]))
+}
+
+fn engine_error(e: &EngineError) -> Error {
+    match e {
+        EngineError::Policy(p) => policy_error(p),
+        EngineError::Config(c) => Error::new(codes::CONFIG_ERROR, format!("invalid engine configuration: {c}")),
+    }
+}
+
+/// A request as it crosses from JS (checked for types in `js/glue.js`).
+struct RequestParts {
+    action: String,
+    account: Option<String>,
+    method: Option<String>,
+    path: Option<String>,
+    ip: Option<String>,
+    /// JSON text of the attributes object, when there are any.
+    attributes: Option<String>,
+}
+
+impl RequestParts {
+    fn into_request(self) -> Result<Request, Error> {
+        let attributes = match self.attributes {
+            None => Default::default(),
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|e| Error::invalid_argument(format!("request.attributes: {e}")))?
+            }
+        };
+        Ok(Request {
+            action: self.action,
+            account: self.account,
+            method: self.method,
+            path: self.path,
+            ip: self.ip,
+            attributes,
+        })
+    }
+}
+
+/// A compiled policy with authentication, the verified-secret cache and lease counters.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Engine {
+    inner: Arc<keycel::engine::Engine>,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Compiles a policy: TOML text, or the same structure as a plain object. Throws
+    /// `KeycelError` `policy_error` (with `file`, `rule`, `line`, `column`) or `config_error`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "string | PolicyDocument")] policy: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EngineOptions")] options: Option<JsValue>,
+    ) -> JsResult<Engine> {
+        let opts: EngineOptions =
+            convert::from_js(&options.unwrap_or(JsValue::UNDEFINED), "options")?.unwrap_or_default();
+        let set = if let Some(src) = policy.as_string() {
+            PolicySet::from_toml_str(&src, opts.origin.as_deref().unwrap_or("policy.toml"))
+        } else if policy.is_object() {
+            let text = convert::json_text(&policy, "policy")?.unwrap_or_default();
+            PolicySet::from_json_str(&text, opts.origin.as_deref().unwrap_or("policy.json"))
+        } else {
+            return Err(Error::invalid_argument("policy must be TOML text or a plain object").into());
+        }
+        .map_err(|e| policy_error(&e))?;
+        let mut auth = auth_config_for(&set).map_err(|e| engine_error(&e))?;
+        if let Some(n) = opts.cache_capacity {
+            if n > MAX_CACHE_CAPACITY {
+                return Err(
+                    Error::invalid_argument(format!("cacheCapacity must be at most {MAX_CACHE_CAPACITY}")).into()
+                );
+            }
+            auth.cache.capacity = n;
+        }
+        if let Some(ttl) = &opts.cache_ttl {
+            auth.cache.ttl = Some(ttl.duration("cacheTtl")?);
+        }
+        let inner = keycel::engine::Engine::with_config(set, auth, None).map_err(|e| engine_error(&e))?;
+        Ok(Engine { inner: Arc::new(inner) })
+    }
+
+    /// The default policy shipped with keycel (`policies/default.toml`).
+    #[wasm_bindgen(js_name = defaultPolicy)]
+    pub fn default_policy() -> JsResult<Engine> {
+        let inner = keycel::engine::Engine::default_policy().map_err(|e| engine_error(&e))?;
+        Ok(Engine { inner: Arc::new(inner) })
+    }
+
+    /// Takes credentials from request headers with this policy's prefix and header names.
+    /// Throws like the top-level `parseCredentials`, with this policy's messages.
+    #[wasm_bindgen(js_name = parseCredentials)]
+    pub fn parse_credentials(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "HeadersInput")] headers: JsValue,
+    ) -> JsResult<Credentials> {
+        let cfg = self.inner.authenticator().config();
+        Ok(credentials::extract(&cfg.credentials, &cfg.format, self.inner.messages(), &headers)?)
+    }
+
+    fn authorize_with(
+        &self,
+        record: Option<&KeyRecord>,
+        user: Option<&UserRecord>,
+        credentials: &Credentials,
+        request: RequestParts,
+        now: &JsValue,
+    ) -> JsResult<JsValue> {
+        let now = convert::timestamp(now, "now")?;
+        let req = request.into_request()?;
+        let a = self.inner.authorize_credentials(
+            credentials.inner(),
+            record.map(KeyRecord::inner),
+            user.map(UserRecord::inner),
+            &req,
+            now,
+        );
+        Ok(decision::to_js(&a.decision, a.lease, a.authenticated.as_ref()))
+    }
+
+    fn decide_with(
+        &self,
+        record: &KeyRecord,
+        user: Option<&UserRecord>,
+        request: RequestParts,
+        now: &JsValue,
+    ) -> JsResult<JsValue> {
+        let now = convert::timestamp(now, "now")?;
+        let req = request.into_request()?;
+        let d = self.inner.decide(record.inner(), user.map(UserRecord::inner), &req, now);
+        Ok(decision::to_js(&d, None, None))
+    }
+
+    // `authorize(record | null, credentials, request, now, user?)` and `decide(...)` are
+    // defined in `js/glue.js` (`installApi`) over the entry points below: wasm-bindgen cannot
+    // borrow an optional handle, and the request crosses as separate strings (cheaper than
+    // JSON), type-checked there.
+
+    /// `authorize` for a key the lookup found.
+    #[wasm_bindgen(js_name = authorizeKey, skip_typescript)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn authorize_key(
+        &self,
+        record: &KeyRecord,
+        credentials: &Credentials,
+        action: String,
+        account: Option<String>,
+        method: Option<String>,
+        path: Option<String>,
+        ip: Option<String>,
+        attributes: Option<String>,
+        now: JsValue,
+    ) -> JsResult<JsValue> {
+        let parts = RequestParts { action, account, method, path, ip, attributes };
+        self.authorize_with(Some(record), None, credentials, parts, &now)
+    }
+
+    /// `authorize` for a personal token with its owner's record.
+    #[wasm_bindgen(js_name = authorizePersonal, skip_typescript)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn authorize_personal(
+        &self,
+        record: &KeyRecord,
+        user: &UserRecord,
+        credentials: &Credentials,
+        action: String,
+        account: Option<String>,
+        method: Option<String>,
+        path: Option<String>,
+        ip: Option<String>,
+        attributes: Option<String>,
+        now: JsValue,
+    ) -> JsResult<JsValue> {
+        let parts = RequestParts { action, account, method, path, ip, attributes };
+        self.authorize_with(Some(record), Some(user), credentials, parts, &now)
+    }
+
+    /// `authorize` when the lookup found no record (same 401, same argon2 cost).
+    #[wasm_bindgen(js_name = authorizeUnknown, skip_typescript)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn authorize_unknown(
+        &self,
+        credentials: &Credentials,
+        action: String,
+        account: Option<String>,
+        method: Option<String>,
+        path: Option<String>,
+        ip: Option<String>,
+        attributes: Option<String>,
+        now: JsValue,
+    ) -> JsResult<JsValue> {
+        let parts = RequestParts { action, account, method, path, ip, attributes };
+        self.authorize_with(None, None, credentials, parts, &now)
+    }
+
+    /// `decide`: the policy alone for an authenticated key (no authentication, no lease).
+    #[wasm_bindgen(js_name = decideKey, skip_typescript)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide_key(
+        &self,
+        record: &KeyRecord,
+        action: String,
+        account: Option<String>,
+        method: Option<String>,
+        path: Option<String>,
+        ip: Option<String>,
+        attributes: Option<String>,
+        now: JsValue,
+    ) -> JsResult<JsValue> {
+        let parts = RequestParts { action, account, method, path, ip, attributes };
+        self.decide_with(record, None, parts, &now)
+    }
+
+    /// `decide` for a personal token with its owner's record.
+    #[wasm_bindgen(js_name = decidePersonal, skip_typescript)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide_personal(
+        &self,
+        record: &KeyRecord,
+        user: &UserRecord,
+        action: String,
+        account: Option<String>,
+        method: Option<String>,
+        path: Option<String>,
+        ip: Option<String>,
+        attributes: Option<String>,
+        now: JsValue,
+    ) -> JsResult<JsValue> {
+        let parts = RequestParts { action, account, method, path, ip, attributes };
+        self.decide_with(record, Some(user), parts, &now)
+    }
+
+    fn issuer(&self) -> Issuer {
+        let cfg = self.inner.authenticator().config();
+        let guard: Arc<dyn ManagementGuard> = self.inner.clone();
+        Issuer { format: cfg.format.clone(), hash: cfg.hash, guard: Some(guard) }
+    }
+
+    /// Issues a key under this policy (its prefix and hash preset; the role and scopes must
+    /// be defined by the policy). The actor defaults to the local operator; pass
+    /// `options.actor = { key, user }` to have the policy decide for a key.
+    #[wasm_bindgen(js_name = issueKey, unchecked_return_type = "IssuedKey")]
+    pub fn issue_key(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "KeySpec")] spec: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "TimeInput")] now: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "IssueOptions")] options: Option<JsValue>,
+    ) -> JsResult<JsValue> {
+        Ok(self.issuer().issue(&spec, &now, &options.unwrap_or(JsValue::UNDEFINED))?)
+    }
+
+    /// Rotates a key's secret under this policy (see the top-level `rotateKey`).
+    #[wasm_bindgen(js_name = rotateKey, unchecked_return_type = "IssuedKey")]
+    pub fn rotate_key(
+        &self,
+        record: &KeyRecord,
+        #[wasm_bindgen(unchecked_param_type = "TimeInput")] now: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RotateOptions")] options: Option<JsValue>,
+    ) -> JsResult<JsValue> {
+        Ok(self.issuer().rotate(record, &now, &options.unwrap_or(JsValue::UNDEFINED))?)
+    }
+
+    /// Leases in flight for a key (expired ones included until reclaimed).
+    #[wasm_bindgen(js_name = inFlight)]
+    pub fn in_flight(&self, key_id: &str) -> u32 {
+        u32::try_from(self.inner.limiter().in_flight(key_id)).unwrap_or(u32::MAX)
+    }
+
+    /// Frees every slot whose lease expired before `now`; returns how many.
+    #[wasm_bindgen(js_name = reclaimExpiredLeases)]
+    pub fn reclaim_expired_leases(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "TimeInput")] now: JsValue,
+    ) -> JsResult<u32> {
+        let now = convert::timestamp(&now, "now")?;
+        Ok(u32::try_from(self.inner.limiter().reclaim_expired(now)).unwrap_or(u32::MAX))
+    }
+
+    /// Verified secrets remembered (a warm isolate skips argon2 for them).
+    #[wasm_bindgen(getter, js_name = cacheSize)]
+    pub fn cache_size(&self) -> u32 {
+        u32::try_from(self.inner.authenticator().cache_len()).unwrap_or(u32::MAX)
+    }
+
+    /// Forgets every verified secret.
+    #[wasm_bindgen(js_name = clearCache)]
+    pub fn clear_cache(&self) {
+        self.inner.authenticator().clear_cache();
+    }
+
+    /// The body to send for a resource that does not exist: byte-identical to a 404
+    /// decision's `body`, so an out-of-scope account and a missing one look the same.
+    #[wasm_bindgen(js_name = notFoundBody)]
+    pub fn not_found_body(&self) -> String {
+        Decision::not_found_body(self.inner.messages())
+    }
+
+    /// Where the policy came from.
+    #[wasm_bindgen(getter)]
+    pub fn origin(&self) -> String {
+        self.inner.policy().origin().to_string()
+    }
+}

@@ -1,0 +1,67 @@
+//! A concurrency lease handed to JS: one request in flight for a key.
+
+use crate::convert;
+use wasm_bindgen::prelude::*;
+
+/// One request in flight. Call `release()` when the response is done (in a `finally`).
+/// A lease that is never released (lost handle, crashed handler) frees its slot once
+/// `expiresAt` has passed; freeing the handle (`free()`, `using`, or garbage collection)
+/// also releases it.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Lease {
+    inner: Option<keycel::limiter::Lease>,
+    id: u64,
+    key_id: String,
+    expires_at: keycel::Timestamp,
+}
+
+impl Lease {
+    pub(crate) fn new(lease: keycel::limiter::Lease) -> Self {
+        Lease { id: lease.id(), key_id: lease.key_id().to_string(), expires_at: lease.expires_at(), inner: Some(lease) }
+    }
+}
+
+#[wasm_bindgen]
+impl Lease {
+    /// Releases the slot. True when this call released it; false when it was already
+    /// released, or reclaimed after its expiry.
+    pub fn release(&mut self) -> bool {
+        self.inner.take().is_some_and(keycel::limiter::Lease::release)
+    }
+
+    /// True once released.
+    #[wasm_bindgen(getter)]
+    pub fn released(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    /// Lease id (unique per engine).
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> f64 {
+        self.id as f64
+    }
+
+    /// The key holding the slot.
+    #[wasm_bindgen(getter, js_name = keyId)]
+    pub fn key_id(&self) -> String {
+        self.key_id.clone()
+    }
+
+    /// After this instant (Unix milliseconds) the slot may be reclaimed.
+    #[wasm_bindgen(getter, js_name = expiresAt)]
+    pub fn expires_at(&self) -> f64 {
+        convert::millis(self.expires_at)
+    }
+
+    /// `{ id, keyId, expiresAt, released }`.
+    #[wasm_bindgen(js_name = toJSON)]
+    pub fn to_json(&self) -> JsValue {
+        convert::object(&[
+            ("id", self.id().into()),
+            ("keyId", self.key_id().into()),
+            ("expiresAt", self.expires_at().into()),
+            ("released", self.released().into()),
+        ])
+    }
+}
