@@ -33,7 +33,10 @@ pub(crate) fn timestamp_of(v: &Bound<'_, PyAny>, argument: &str) -> PyResult<Tim
     let datetime = v.py().import("datetime")?.getattr("datetime")?;
     if v.is_instance(&datetime)? {
         if v.getattr("tzinfo")?.is_none() {
-            return Err(invalid_argument(argument, "naive datetime: pass an aware datetime (e.g. tzinfo=timezone.utc)"));
+            return Err(invalid_argument(
+                argument,
+                "naive datetime: pass an aware datetime (e.g. tzinfo=timezone.utc)",
+            ));
         }
         let secs: f64 = v.call_method0("timestamp")?.extract()?;
         return unix(secs, argument);
@@ -77,7 +80,7 @@ pub(crate) fn duration(v: &Bound<'_, PyAny>, argument: &str) -> PyResult<Duratio
     } else {
         return Err(invalid_argument(argument, "expected a timedelta, seconds or a string like \"90d\""));
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1.0e11 {
+    if !secs.is_finite() || !(0.0..=1.0e11).contains(&secs) {
         return Err(invalid_argument(argument, "duration must be between 0 and 3000 years"));
     }
     #[allow(clippy::cast_possible_truncation)]
@@ -260,17 +263,12 @@ pub(crate) fn account_scope(v: &Bound<'_, PyAny>, argument: &str) -> PyResult<ke
 pub(crate) fn account_scope_py(py: Python<'_>, a: &keycel::AccountScope) -> PyResult<Py<PyAny>> {
     match a {
         keycel::AccountScope::All => Ok(PyString::new(py, "all").into_any().unbind()),
-        keycel::AccountScope::Only(set) => {
-            Ok(pyo3::types::PyFrozenSet::new(py, set.iter())?.into_any().unbind())
-        }
+        keycel::AccountScope::Only(set) => Ok(pyo3::types::PyFrozenSet::new(py, set.iter())?.into_any().unbind()),
     }
 }
 
 /// String metadata.
-pub(crate) fn metadata(
-    v: &Bound<'_, PyAny>,
-    argument: &str,
-) -> PyResult<std::collections::BTreeMap<String, String>> {
+pub(crate) fn metadata(v: &Bound<'_, PyAny>, argument: &str) -> PyResult<std::collections::BTreeMap<String, String>> {
     let mut out = std::collections::BTreeMap::new();
     let items = if v.hasattr("items")? { v.call_method0("items")? } else { v.clone() };
     for p in items.try_iter()? {

@@ -6,7 +6,7 @@ use crate::records::KeyRecord;
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// An awaitable that is already done: lets `__aenter__`/`__aexit__` work without an event
 /// loop dependency (nothing here ever blocks).
@@ -39,21 +39,19 @@ impl Ready {
     }
 }
 
-/// One request in flight for a key (the per-key concurrency limit). Release it when the
-/// request ends: `with`/`async with`, `release()`, or dropping the last reference. A lease
-/// that is never released (lost) is reclaimed after `expires_at`.
-#[pyclass(frozen, module = "keycel._keycel", name = "Lease")]
+/// The state shared by a decision and the `Lease` objects handed out for it. Kept out of
+/// Python objects so the hot path (authorize, release) allocates no extra Python object.
 #[derive(Debug)]
-pub(crate) struct Lease {
+pub(crate) struct LeaseCell {
     id: u64,
     key_id: String,
     expires_at: keycel::Timestamp,
     inner: Mutex<Option<keycel::limiter::Lease>>,
 }
 
-impl Lease {
-    pub(crate) fn new(lease: keycel::limiter::Lease) -> Self {
-        Lease {
+impl LeaseCell {
+    fn new(lease: keycel::limiter::Lease) -> Self {
+        LeaseCell {
             id: lease.id(),
             key_id: lease.key_id().to_string(),
             expires_at: lease.expires_at(),
@@ -61,9 +59,28 @@ impl Lease {
         }
     }
 
-    fn do_release(&self) -> bool {
+    fn release(&self) -> bool {
         let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
         taken.is_some_and(keycel::limiter::Lease::release)
+    }
+
+    fn released(&self) -> bool {
+        self.inner.lock().map(|g| g.is_none()).unwrap_or(true)
+    }
+}
+
+/// One request in flight for a key (the per-key concurrency limit). Release it when the
+/// request ends: `with`/`async with`, `release()`, or dropping the last reference. A lease
+/// that is never released (lost) is reclaimed after `expires_at`.
+#[pyclass(frozen, module = "keycel._keycel", name = "Lease")]
+#[derive(Debug)]
+pub(crate) struct Lease {
+    cell: Arc<LeaseCell>,
+}
+
+impl Lease {
+    fn do_release(&self) -> bool {
+        self.cell.release()
     }
 }
 
@@ -71,19 +88,19 @@ impl Lease {
 impl Lease {
     #[getter]
     fn id(&self) -> u64 {
-        self.id
+        self.cell.id
     }
     #[getter]
     fn key_id(&self) -> &str {
-        &self.key_id
+        &self.cell.key_id
     }
     #[getter]
     fn expires_at(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        datetime(py, self.expires_at)
+        datetime(py, self.cell.expires_at)
     }
     #[getter]
     fn released(&self) -> bool {
-        self.inner.lock().map(|g| g.is_none()).unwrap_or(true)
+        self.cell.released()
     }
     /// Releases the slot. Returns False when it was already released (or reclaimed after
     /// expiry). Idempotent.
@@ -107,7 +124,12 @@ impl Lease {
         Ok(Ready::new(false.into_pyobject(py)?.to_owned().into_any().unbind()))
     }
     fn __repr__(&self) -> String {
-        format!("Lease(id={}, key_id={:?}, released={})", self.id, self.key_id, if self.released() { "True" } else { "False" })
+        format!(
+            "Lease(id={}, key_id={:?}, released={})",
+            self.cell.id,
+            self.cell.key_id,
+            if self.released() { "True" } else { "False" }
+        )
     }
 }
 
@@ -118,36 +140,36 @@ impl Lease {
 #[derive(Debug)]
 pub(crate) struct Decision {
     pub(crate) inner: keycel::Decision,
-    lease: Option<Py<Lease>>,
-    key: Option<Py<KeyRecord>>,
+    lease: Option<Arc<LeaseCell>>,
+    key: Option<keycel::KeyRecord>,
+    /// The Python view of `key`, made on first access.
+    key_py: Mutex<Option<Py<KeyRecord>>>,
     needs_rehash: bool,
 }
 
 impl Decision {
     /// A decision without lease or key (management refusals).
     pub(crate) fn plain(inner: keycel::Decision) -> Self {
-        Decision { inner, lease: None, key: None, needs_rehash: false }
+        Decision { inner, lease: None, key: None, key_py: Mutex::new(None), needs_rehash: false }
     }
 
     pub(crate) fn full(
-        py: Python<'_>,
         inner: keycel::Decision,
         lease: Option<keycel::limiter::Lease>,
         key: Option<keycel::KeyRecord>,
         needs_rehash: bool,
-    ) -> PyResult<Self> {
-        let lease = lease.map(|l| Py::new(py, Lease::new(l))).transpose()?;
-        let key = key.map(|k| Py::new(py, KeyRecord::new(k))).transpose()?;
-        Ok(Decision { inner, lease, key, needs_rehash })
+    ) -> Self {
+        let lease = lease.map(|l| Arc::new(LeaseCell::new(l)));
+        Decision { inner, lease, key, key_py: Mutex::new(None), needs_rehash }
     }
 
     /// The authenticated key's record, if any.
     pub(crate) fn key_record(&self) -> Option<keycel::KeyRecord> {
-        self.key.as_ref().map(|k| k.get().inner.clone())
+        self.key.clone()
     }
 
-    fn release_lease(&self, py: Python<'_>) -> bool {
-        self.lease.as_ref().is_some_and(|l| l.bind(py).get().do_release())
+    fn release_lease(&self) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.release())
     }
 }
 
@@ -193,13 +215,20 @@ impl Decision {
     }
     /// The authenticated key's record (when authentication succeeded).
     #[getter]
-    fn key(&self, py: Python<'_>) -> Option<Py<KeyRecord>> {
-        self.key.as_ref().map(|k| k.clone_ref(py))
+    fn key(&self, py: Python<'_>) -> PyResult<Option<Py<KeyRecord>>> {
+        let Some(k) = &self.key else { return Ok(None) };
+        let mut cached = self.key_py.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(obj) = cached.as_ref() {
+            return Ok(Some(obj.clone_ref(py)));
+        }
+        let obj = Py::new(py, KeyRecord::new(k.clone()))?;
+        *cached = Some(obj.clone_ref(py));
+        Ok(Some(obj))
     }
     /// The lease held for this request (only when allowed).
     #[getter]
-    fn lease(&self, py: Python<'_>) -> Option<Py<Lease>> {
-        self.lease.as_ref().map(|l| l.clone_ref(py))
+    fn lease(&self) -> Option<Lease> {
+        self.lease.as_ref().map(|cell| Lease { cell: Arc::clone(cell) })
     }
     /// The key's stored hash uses other argon2 parameters than configured.
     #[getter]
@@ -215,8 +244,8 @@ impl Decision {
         self.inner.header(name)
     }
     /// Releases the lease, if any. Returns False when there was none to release.
-    fn release(&self, py: Python<'_>) -> bool {
-        self.release_lease(py)
+    fn release(&self) -> bool {
+        self.release_lease()
     }
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let v = serde_json::to_value(&self.inner).map_err(|e| crate::errors::internal(e.to_string()))?;
@@ -229,8 +258,8 @@ impl Decision {
         slf
     }
     #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> bool {
-        self.release_lease(py);
+    fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
+        self.release_lease();
         false
     }
     fn __aenter__(slf: Py<Self>, py: Python<'_>) -> Ready {
@@ -238,7 +267,7 @@ impl Decision {
     }
     #[pyo3(signature = (*_exc))]
     fn __aexit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<Ready> {
-        self.release_lease(py);
+        self.release_lease();
         Ok(Ready::new(false.into_pyobject(py)?.to_owned().into_any().unbind()))
     }
     fn __repr__(&self) -> String {

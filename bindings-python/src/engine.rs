@@ -9,9 +9,9 @@ use crate::keyring::{hash_policy, Keyring};
 use crate::records::{KeyRecord, UserRecord};
 use crate::stores::{store_from, StoreHandle};
 use keycel::engine::{EngineError, Lookup, Request};
-use keycel::store::{Store, StoreError};
 use keycel::keyring::ManagementGuard;
 use keycel::policy::{PolicyError, PolicySet};
+use keycel::store::{Store, StoreError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use std::collections::BTreeMap;
@@ -69,10 +69,15 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    fn build(py: Python<'_>, policy: Result<PolicySet, PolicyError>, store: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn build(
+        py: Python<'_>,
+        policy: Result<PolicySet, PolicyError>,
+        store: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let policy = policy.map_err(|e| policy_error(&e))?;
         let origin = policy.origin().to_string();
-        let engine = detached(py, move || keycel::engine::Engine::new(policy))?.map_err(|e| engine_error(&e, &origin))?;
+        let engine =
+            detached(py, move || keycel::engine::Engine::new(policy))?.map_err(|e| engine_error(&e, &origin))?;
         Ok(Engine { inner: Arc::new(engine), store: store_from(py, store)? })
     }
 
@@ -109,9 +114,7 @@ pub(crate) fn guard_from(guard: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Ar
 
 /// The token format of the guard engine (so keys it issues parse under its policy).
 pub(crate) fn format_from(guard: Option<&Bound<'_, PyAny>>) -> Option<keycel::TokenFormat> {
-    guard
-        .and_then(|g| g.cast::<Engine>().ok())
-        .map(|e| e.get().inner.authenticator().config().format.clone())
+    guard.and_then(|g| g.cast::<Engine>().ok()).map(|e| e.get().inner.authenticator().config().format.clone())
 }
 
 #[pymethods]
@@ -126,9 +129,8 @@ impl Engine {
             None => Self::build(py, PolicySet::default_policy(), store),
             Some(p) if p.hasattr("items")? => Self::from_dict(py, p, "<dict>", store),
             Some(p) => {
-                let path: std::path::PathBuf = p
-                    .extract()
-                    .map_err(|_| invalid_argument("policy", "policy must be a path, a dict or None"))?;
+                let path: std::path::PathBuf =
+                    p.extract().map_err(|_| invalid_argument("policy", "policy must be a path, a dict or None"))?;
                 Self::from_file(py, path, store)
             }
         }
@@ -153,7 +155,12 @@ impl Engine {
     /// Builds from a dict with the same structure as the TOML file.
     #[staticmethod]
     #[pyo3(signature = (policy, origin = "<dict>", store = None))]
-    fn from_dict(py: Python<'_>, policy: &Bound<'_, PyAny>, origin: &str, store: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn from_dict(
+        py: Python<'_>,
+        policy: &Bound<'_, PyAny>,
+        origin: &str,
+        store: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let value = to_json(policy, "policy")?;
         let policy = detached(py, || PolicySet::from_json_value(value, origin))?;
         Self::build(py, policy, store)
@@ -196,7 +203,7 @@ impl Engine {
         let store = StoreLookup(&*self.store.store);
         let a = detached(py, || engine.authorize(pairs.iter().map(|(n, v)| (n, v)), &request, &store, now))?;
         let needs_rehash = a.authenticated.as_ref().is_some_and(|x| x.needs_rehash);
-        Decision::full(py, a.decision, a.lease, a.key, needs_rehash)
+        Ok(Decision::full(a.decision, a.lease, a.key, needs_rehash))
     }
 
     /// Policy only, for a record the host already authenticated: account scope, forbid
@@ -252,7 +259,7 @@ impl Engine {
         let me = slf.get();
         let hash = match hash.filter(|h| !h.is_none()) {
             Some(h) => hash_policy(Some(h))?,
-            None => me.inner.authenticator().config().hash.clone(),
+            None => me.inner.authenticator().config().hash,
         };
         let guard: Arc<dyn ManagementGuard> = me.inner.clone();
         let format = me.inner.authenticator().config().format.clone();

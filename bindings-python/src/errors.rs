@@ -83,11 +83,9 @@ pub(crate) fn keyring_error(e: KeyringError) -> PyErr {
     match e {
         KeyringError::Denied(d) => {
             let message = format!("denied ({}): {}", d.status, d.message);
-            Python::attach(|py| {
-                match Bound::new(py, crate::decision::Decision::plain(*d)) {
-                    Ok(obj) => raise("DeniedError", message, &[("decision", obj.into_any().unbind())]),
-                    Err(e) => e,
-                }
+            Python::attach(|py| match Bound::new(py, crate::decision::Decision::plain(*d)) {
+                Ok(obj) => raise("DeniedError", message, &[("decision", obj.into_any().unbind())]),
+                Err(e) => e,
             })
         }
         KeyringError::NotFound(id) => not_found(&id),

@@ -46,7 +46,10 @@ pub(crate) fn hash_policy(v: Option<&Bound<'_, PyAny>>) -> PyResult<HashPolicy> 
             if let Ok(s) = v.cast::<PyString>() {
                 let name = s.to_cow()?;
                 HashParams::preset(&name).ok_or_else(|| {
-                    invalid_argument("hash", format!("unknown hash preset {name:?} (use \"owasp\", \"edge\" or a dict)"))
+                    invalid_argument(
+                        "hash",
+                        format!("unknown hash preset {name:?} (use \"owasp\", \"edge\" or a dict)"),
+                    )
                 })?
             } else {
                 let get = |k: &str| -> PyResult<u32> {
@@ -84,8 +87,10 @@ impl Keyring {
         audit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let store = store_from(py, store)?;
-        let mut inner =
-            keycel::keyring::Keyring::new(store.store.clone()).with_format(format).with_hash(hash).map_err(keyring_error)?;
+        let mut inner = keycel::keyring::Keyring::new(store.store.clone())
+            .with_format(format)
+            .with_hash(hash)
+            .map_err(keyring_error)?;
         if let Some(g) = guard {
             inner = inner.with_guard(g);
         }
@@ -226,7 +231,11 @@ impl Keyring {
                 .unwrap_or(keycel::AccountScope::All),
             expires_in: expires_in.filter(|e| !e.is_none()).map(|e| duration(e, "expires_in")).transpose()?,
             max_concurrent,
-            metadata: metadata.filter(|m| !m.is_none()).map(|m| crate::convert::metadata(m, "metadata")).transpose()?.unwrap_or_default(),
+            metadata: metadata
+                .filter(|m| !m.is_none())
+                .map(|m| crate::convert::metadata(m, "metadata"))
+                .transpose()?
+                .unwrap_or_default(),
             active,
         };
         let actor = self.actor(py, actor)?;
@@ -236,7 +245,13 @@ impl Keyring {
     }
 
     #[pyo3(signature = (id, *, actor = None, now = None))]
-    fn get(&self, py: Python<'_>, id: &str, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<KeyRecord> {
+    fn get(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
         let actor = self.actor(py, actor)?;
         let now = timestamp(now, "now")?;
         self.run(py, |k| k.get(&actor, id, now)).map(KeyRecord::new)
@@ -265,22 +280,50 @@ impl Keyring {
     }
 
     #[pyo3(signature = (id, name, *, actor = None, now = None))]
-    fn rename(&self, py: Python<'_>, id: &str, name: &str, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<KeyRecord> {
+    fn rename(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        name: &str,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
         self.change(py, id, Change::Rename(name.to_string()), actor, now)
     }
 
     #[pyo3(signature = (id, description, *, actor = None, now = None))]
-    fn describe(&self, py: Python<'_>, id: &str, description: &str, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<KeyRecord> {
+    fn describe(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        description: &str,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
         self.change(py, id, Change::Describe(description.to_string()), actor, now)
     }
 
     #[pyo3(signature = (id, role, *, actor = None, now = None))]
-    fn set_role(&self, py: Python<'_>, id: &str, role: &str, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<KeyRecord> {
+    fn set_role(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        role: &str,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
         self.change(py, id, Change::SetRole(role.to_string()), actor, now)
     }
 
     #[pyo3(signature = (id, scopes, *, actor = None, now = None))]
-    fn set_scopes(&self, py: Python<'_>, id: &str, scopes: &Bound<'_, PyAny>, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<KeyRecord> {
+    fn set_scopes(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        scopes: &Bound<'_, PyAny>,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
         let scopes = str_set(scopes, "scopes")?;
         self.change(py, id, Change::SetScopes(scopes), actor, now)
     }
@@ -288,40 +331,87 @@ impl Keyring {
     /// `"all"` (every account, including ones created later) or an iterable of account ids.
     /// Effective on the very next request.
     #[pyo3(signature = (id, accounts, *, actor = None, now = None))]
-    fn set_accounts(&self, py: Python<'_>, id: &str, accounts: &Bound<'_, PyAny>, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<KeyRecord> {
+    fn set_accounts(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        accounts: &Bound<'_, PyAny>,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
         let accounts = account_scope(accounts, "accounts")?;
         self.change(py, id, Change::SetAccounts(accounts), actor, now)
     }
 
     #[pyo3(signature = (id, active, *, actor = None, now = None))]
-    fn set_active(&self, py: Python<'_>, id: &str, active: bool, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<KeyRecord> {
+    fn set_active(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        active: bool,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
         self.change(py, id, Change::SetActive(active), actor, now)
     }
 
     #[pyo3(signature = (id, *, actor = None, now = None))]
-    fn activate(&self, py: Python<'_>, id: &str, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<KeyRecord> {
+    fn activate(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
         self.change(py, id, Change::SetActive(true), actor, now)
     }
 
     #[pyo3(signature = (id, *, actor = None, now = None))]
-    fn deactivate(&self, py: Python<'_>, id: &str, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<KeyRecord> {
+    fn deactivate(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
         self.change(py, id, Change::SetActive(false), actor, now)
     }
 
     /// New expiry (a datetime, Unix seconds or RFC 3339), or `None` for never.
     #[pyo3(signature = (id, expires_at, *, actor = None, now = None))]
-    fn set_expiry(&self, py: Python<'_>, id: &str, expires_at: Option<&Bound<'_, PyAny>>, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<KeyRecord> {
+    fn set_expiry(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        expires_at: Option<&Bound<'_, PyAny>>,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
         let e = expires_at.filter(|e| !e.is_none()).map(|e| timestamp_of(e, "expires_at")).transpose()?;
         self.change(py, id, Change::SetExpiry(e), actor, now)
     }
 
     #[pyo3(signature = (id, max_concurrent, *, actor = None, now = None))]
-    fn set_max_concurrent(&self, py: Python<'_>, id: &str, max_concurrent: Option<u32>, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<KeyRecord> {
+    fn set_max_concurrent(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        max_concurrent: Option<u32>,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
         self.change(py, id, Change::SetMaxConcurrent(max_concurrent), actor, now)
     }
 
     #[pyo3(signature = (id, metadata, *, actor = None, now = None))]
-    fn set_metadata(&self, py: Python<'_>, id: &str, metadata: &Bound<'_, PyAny>, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<KeyRecord> {
+    fn set_metadata(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        metadata: &Bound<'_, PyAny>,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
         let m = crate::convert::metadata(metadata, "metadata")?;
         self.change(py, id, Change::SetMetadata(m), actor, now)
     }
@@ -329,7 +419,14 @@ impl Keyring {
     /// New secret (shown once); the old one dies at once, or after `grace` (timedelta,
     /// seconds or "1h"). Name, role, scopes and account scope are kept.
     #[pyo3(signature = (id, *, grace = None, actor = None, now = None))]
-    fn rotate(&self, py: Python<'_>, id: &str, grace: Option<&Bound<'_, PyAny>>, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<IssuedKey> {
+    fn rotate(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        grace: Option<&Bound<'_, PyAny>>,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<IssuedKey> {
         let grace = grace.filter(|g| !g.is_none()).map(|g| duration(g, "grace")).transpose()?;
         let actor = self.actor(py, actor)?;
         let now = timestamp(now, "now")?;
@@ -339,7 +436,13 @@ impl Keyring {
 
     /// Deletes a key for good (its id is never reused).
     #[pyo3(signature = (id, *, actor = None, now = None))]
-    fn delete(&self, py: Python<'_>, id: &str, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn delete(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let actor = self.actor(py, actor)?;
         let now = timestamp(now, "now")?;
         self.run(py, |k| k.delete(&actor, id, now))
@@ -363,7 +466,8 @@ impl Keyring {
             }
             u.get().inner.clone()
         } else {
-            let id: String = user.extract().map_err(|_| invalid_argument("user", "user must be a UserRecord or an id"))?;
+            let id: String =
+                user.extract().map_err(|_| invalid_argument("user", "user must be a UserRecord or an id"))?;
             let roles = roles.map(|r| str_set(r, "roles")).transpose()?.unwrap_or_default();
             let accounts = accounts
                 .filter(|a| !a.is_none())
@@ -390,7 +494,13 @@ impl Keyring {
 
     /// Removes a user and all their personal tokens; returns how many tokens went.
     #[pyo3(signature = (id, *, actor = None, now = None))]
-    fn remove_user(&self, py: Python<'_>, id: &str, actor: Option<&Bound<'_, PyAny>>, now: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+    fn remove_user(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
         let actor = self.actor(py, actor)?;
         let now = timestamp(now, "now")?;
         self.run(py, |k| k.remove_user(&actor, id, now))
@@ -400,4 +510,3 @@ impl Keyring {
         format!("Keyring(prefix={:?}, operator={:?})", self.inner.format().prefix(), self.operator)
     }
 }
-
