@@ -1,6 +1,6 @@
 // Assembles the npm package `keycel` in pkg/ from the two wasm-bindgen outputs
 // (build/node, build/web) and the optimized .wasm. Every patch of generated code checks
-// that its pattern is present, so a wasm-bindgen upgrade fails here, loudly.
+// that its pattern occurs exactly once, so a wasm-bindgen upgrade fails here, loudly.
 //
 // usage: node js/assemble.mjs <build dir> <optimized wasm> <pkg dir>
 import fs from 'node:fs';
@@ -17,93 +17,77 @@ if (!buildDir || !wasmFile || !pkgDir) {
 const STEM = 'keycel_wasm';
 
 function replaceOnce(text, from, to, file) {
-  const n = text.split(from).length - 1;
-  if (n !== 1) throw new Error(`${file}: expected exactly one ${JSON.stringify(from)}, found ${n}`);
+  const n = typeof from === 'string' ? text.split(from).length - 1 : (text.match(new RegExp(from.source, 'g')) || []).length;
+  if (n !== 1) throw new Error(`${file}: expected exactly one ${from}, found ${n}`);
   return text.replace(from, to);
 }
 
-function copyTree(src, dst) {
-  fs.mkdirSync(dst, { recursive: true });
-  for (const e of fs.readdirSync(src, { withFileTypes: true })) {
-    const s = path.join(src, e.name), d = path.join(dst, e.name);
-    if (e.isDirectory()) copyTree(s, d);
-    else fs.copyFileSync(s, d);
-  }
-}
-
-function findGlue(dir) {
+function glueSnippet(dir) {
   const snippets = path.join(dir, 'snippets');
-  const found = fs.readdirSync(snippets).map((d) => path.join('snippets', d, 'js', 'glue.js'))
-    .filter((p) => fs.existsSync(path.join(dir, p)));
+  const found = fs.readdirSync(snippets).map((d) => path.join(snippets, d, 'js', 'glue.js')).filter((p) => fs.existsSync(p));
   if (found.length !== 1) throw new Error(`expected one glue.js snippet in ${snippets}, found ${found.length}`);
-  return found[0].split(path.sep).join('/');
+  return found[0];
 }
 
-// Wrong handle types throw KeycelError('invalid_argument') like every other bad input.
-const ASSERT_FROM = 'throw new Error(`expected instance of ${klass.name}`);';
-const ASSERT_TO = "throw makeError('invalid_argument', `expected an instance of ${klass.name}`, undefined);";
+// Programming errors wasm-bindgen detects (a wrong or freed handle) throw KeycelError
+// `invalid_argument`, like every other bad input.
+const PATCHES = [
+  ['throw new Error(`expected instance of ${klass.name}`);',
+    "throw makeError('invalid_argument', `expected an instance of ${klass.name}`, undefined);"],
+  ['throw new Error(getStringFromWasm0(arg0, arg1));',
+    "throw makeError('invalid_argument', getStringFromWasm0(arg0, arg1), undefined);"],
+];
+
+/** Copies one wasm-bindgen output, with the glue snippet at the stable path `<target>/glue.js`. */
+function target(name, { glueImport, wasmFrom, wasmTo, cjs }) {
+  const src = path.join(buildDir, name);
+  const dst = path.join(pkgDir, name);
+  fs.mkdirSync(dst, { recursive: true });
+  for (const f of [`${STEM}.js`, `${STEM}.d.ts`]) fs.copyFileSync(path.join(src, f), path.join(dst, f));
+  const f = path.join(dst, `${STEM}.js`);
+  let js = fs.readFileSync(f, 'utf8');
+  js = replaceOnce(js, glueImport, cjs ? "require('./glue.js')" : "from './glue.js'", f);
+  js = replaceOnce(js, wasmFrom, wasmTo, f);
+  for (const [from, to] of PATCHES) js = replaceOnce(js, from, to, f);
+  fs.writeFileSync(f, js);
+  let glue = fs.readFileSync(glueSnippet(src), 'utf8');
+  if (cjs) {
+    const names = [...glue.matchAll(/^export (?:class|function) (\w+)/gm)].map((m) => m[1]);
+    glue = glue.replace(/^export (class|function) /gm, '$1 ');
+    if (/^\s*export\b/m.test(glue)) throw new Error('js/glue.js: only `export class` / `export function` can be converted');
+    glue = `'use strict';\n${glue}\nmodule.exports = { ${names.join(', ')} };\n`;
+  }
+  fs.writeFileSync(path.join(dst, 'glue.js'), glue);
+  fs.copyFileSync(path.join(here, 'templates', 'glue.d.ts'), path.join(dst, 'glue.d.ts'));
+  fs.writeFileSync(path.join(dst, 'package.json'), `{ "type": "${cjs ? 'commonjs' : 'module'}" }\n`);
+}
 
 fs.rmSync(pkgDir, { recursive: true, force: true });
 fs.mkdirSync(pkgDir, { recursive: true });
+// One .wasm at the package root serves both builds (wasm-bindgen emits identical bytes).
 fs.copyFileSync(wasmFile, path.join(pkgDir, 'keycel_bg.wasm'));
 
-// Node (CommonJS): one shared .wasm at the package root; the glue snippet becomes CommonJS
-// so any Node >= 18 can `require` it.
-copyTree(path.join(buildDir, 'node'), path.join(pkgDir, 'node'));
-fs.rmSync(path.join(pkgDir, 'node', `${STEM}_bg.wasm`));
-const nodeGlue = findGlue(path.join(pkgDir, 'node'));
-{
-  const f = path.join(pkgDir, 'node', `${STEM}.js`);
-  let js = fs.readFileSync(f, 'utf8');
-  js = replaceOnce(js, 'const wasmPath = `${__dirname}/keycel_wasm_bg.wasm`;',
-    "const wasmPath = require('path').join(__dirname, '..', 'keycel_bg.wasm');", f);
-  js = replaceOnce(js, ASSERT_FROM, ASSERT_TO, f);
-  fs.writeFileSync(f, js);
-  const g = path.join(pkgDir, 'node', nodeGlue);
-  let glue = fs.readFileSync(g, 'utf8');
-  const names = [...glue.matchAll(/^export (?:class|function) (\w+)/gm)].map((m) => m[1]);
-  glue = glue.replace(/^export (class|function) /gm, '$1 ');
-  if (/^\s*export\b/m.test(glue)) throw new Error(`${g}: unexpected export form`);
-  glue = `'use strict';\n${glue}\nmodule.exports = { ${names.join(', ')} };\n`;
-  fs.writeFileSync(g, glue);
-  fs.writeFileSync(path.join(path.dirname(g), 'package.json'), '{ "type": "commonjs" }\n');
-  fs.copyFileSync(path.join(here, 'templates', 'glue.d.ts'), path.join(path.dirname(g), 'glue.d.ts'));
-  fs.writeFileSync(path.join(pkgDir, 'node', 'package.json'), '{ "type": "commonjs" }\n');
-}
+// Node (CommonJS, any Node >= 18): the glue becomes CommonJS too.
+target('node', {
+  glueImport: /require\(String\.raw`\.\/snippets\/[^`]+\/js\/glue\.js`\)/,
+  wasmFrom: 'const wasmPath = `${__dirname}/keycel_wasm_bg.wasm`;',
+  wasmTo: "const wasmPath = require('path').join(__dirname, '..', 'keycel_bg.wasm');",
+  cjs: true,
+});
+// Web (ES module, `init()` / `initSync({ module })`): workerd, Deno, browsers, bundlers.
+target('web', {
+  glueImport: /from '\.\/snippets\/[^']+\/js\/glue\.js'/,
+  wasmFrom: "new URL('keycel_wasm_bg.wasm', import.meta.url)",
+  wasmTo: "new URL('../keycel_bg.wasm', import.meta.url)",
+  cjs: false,
+});
 
-// Web (ES module, init() / initSync({ module })): workerd, Deno, browsers, bundlers.
-copyTree(path.join(buildDir, 'web'), path.join(pkgDir, 'web'));
-fs.rmSync(path.join(pkgDir, 'web', `${STEM}_bg.wasm`));
-const webGlue = findGlue(path.join(pkgDir, 'web'));
-{
-  const f = path.join(pkgDir, 'web', `${STEM}.js`);
-  let js = fs.readFileSync(f, 'utf8');
-  js = replaceOnce(js, "new URL('keycel_wasm_bg.wasm', import.meta.url)", "new URL('../keycel_bg.wasm', import.meta.url)", f);
-  js = replaceOnce(js, ASSERT_FROM, ASSERT_TO, f);
-  fs.writeFileSync(f, js);
-  fs.copyFileSync(path.join(here, 'templates', 'glue.d.ts'), path.join(pkgDir, 'web', path.dirname(webGlue), 'glue.d.ts'));
-  fs.writeFileSync(path.join(pkgDir, 'web', 'package.json'), '{ "type": "module" }\n');
-}
-
-// Entry points and types from the templates in js/.
-const fill = (name, vars) => {
-  let text = fs.readFileSync(path.join(here, 'templates', name), 'utf8');
-  for (const [k, v] of Object.entries(vars)) text = text.split(`@@${k}@@`).join(v);
-  if (text.includes('@@')) throw new Error(`${name}: unfilled placeholder`);
-  return text;
-};
-const vars = { NODE_GLUE: `./node/${nodeGlue}`, WEB_GLUE: `./web/${webGlue}` };
-for (const name of ['index.cjs', 'web.mjs', 'index.d.ts', 'web.d.mts']) {
-  fs.writeFileSync(path.join(pkgDir, name), fill(name, vars));
+for (const name of ['index.cjs', 'web.mjs', 'index.d.ts', 'web.d.mts', 'package.json', 'README.md']) {
+  fs.copyFileSync(path.join(here, 'templates', name), path.join(pkgDir, name));
 }
 // The ES-module face of the Node build re-exports every CommonJS name explicitly.
-const req = createRequire(import.meta.url);
-const names = Object.keys(req(path.resolve(pkgDir, 'index.cjs'))).sort();
+const names = Object.keys(createRequire(import.meta.url)(path.resolve(pkgDir, 'index.cjs'))).sort();
 fs.writeFileSync(path.join(pkgDir, 'index.mjs'),
-  `// Node ES-module entry: the CommonJS build, re-exported.\nimport keycel from './index.cjs';\n\n` +
+  `// keycel for Node (ES module): the CommonJS build, re-exported.\nimport keycel from './index.cjs';\n\n` +
   `export const {\n${names.map((n) => `  ${n},`).join('\n')}\n} = keycel;\nexport default keycel;\n`);
-
-const pkg = JSON.parse(fill('package.json', {}));
-fs.writeFileSync(path.join(pkgDir, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
-fs.copyFileSync(path.join(here, 'templates', 'README.md'), path.join(pkgDir, 'README.md'));
 console.log(`assembled ${pkgDir}: ${names.length} exports`);

@@ -1,4 +1,4 @@
-import type { Decision, KeycelErrorCode } from '../../../keycel_wasm.js';
+import type { Decision, KeycelErrorCode } from './keycel_wasm.js';
 
 /** Every error keycel throws. `code` says what went wrong, machine-readably. */
 export declare class KeycelError extends Error {

@@ -1,7 +1,7 @@
 'use strict';
 // keycel for Node (CommonJS): the WebAssembly module is compiled synchronously on load.
 const bindings = require('./node/keycel_wasm.js');
-const glue = require('@@NODE_GLUE@@');
+const glue = require('./node/glue.js');
 
 glue.installApi(bindings);
 

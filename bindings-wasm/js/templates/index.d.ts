@@ -1,3 +1,3 @@
 // keycel for Node.
 export * from './node/keycel_wasm.js';
-export { KeycelError } from '@@NODE_GLUE@@';
+export { KeycelError } from './node/glue.js';

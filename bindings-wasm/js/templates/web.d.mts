@@ -1,4 +1,4 @@
 // keycel for edge runtimes and browsers: initialize with `initSync({ module })` or `await init()`.
 export * from './web/keycel_wasm.js';
 export { default, default as init } from './web/keycel_wasm.js';
-export { KeycelError } from '@@WEB_GLUE@@';
+export { KeycelError } from './web/glue.js';

@@ -2,10 +2,10 @@
 // call `initSync({ module })` with the compiled `keycel/keycel_bg.wasm` module, or
 // `await init()` to fetch it next to this file, before anything else.
 import * as bindings from './web/keycel_wasm.js';
-import { installApi } from '@@WEB_GLUE@@';
+import { installApi } from './web/glue.js';
 
 installApi(bindings);
 
 export { default, default as init, initSync } from './web/keycel_wasm.js';
 export { Credentials, Engine, KeyRecord, Lease, UserRecord, issueKey, parseCredentials, rotateKey, version } from './web/keycel_wasm.js';
-export { KeycelError } from '@@WEB_GLUE@@';
+export { KeycelError } from './web/glue.js';

@@ -1,0 +1,23 @@
+# workerd configuration for the example worker. Run from bindings-wasm/ after `make build`:
+#   node_modules/.bin/workerd serve examples/worker/config.capnp --socket-addr http=127.0.0.1:8787
+# The keycel modules are the built package (pkg/); module names mirror its layout so its
+# relative imports resolve.
+using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [ (name = "main", worker = .worker) ],
+  sockets = [ (name = "http", address = "127.0.0.1:8787", http = (), service = "main") ],
+);
+
+const worker :Workerd.Worker = (
+  modules = [
+    (name = "worker.mjs", esModule = embed "worker.mjs"),
+    (name = "keycel/web.mjs", esModule = embed "../../pkg/web.mjs"),
+    (name = "keycel/web/keycel_wasm.js", esModule = embed "../../pkg/web/keycel_wasm.js"),
+    (name = "keycel/web/glue.js", esModule = embed "../../pkg/web/glue.js"),
+    (name = "keycel/keycel_bg.wasm", wasm = embed "../../pkg/keycel_bg.wasm"),
+    (name = "policy.toml", text = embed "../../../policies/default.toml"),
+  ],
+  compatibilityDate = "2025-06-01",
+  bindings = [ (name = "ADMIN_TOKEN", fromEnvironment = "KEYCEL_ADMIN_TOKEN") ],
+);
