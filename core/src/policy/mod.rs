@@ -21,6 +21,11 @@ use std::path::Path;
 /// Largest policy document accepted.
 pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 
+/// Deepest `[`/`{` nesting accepted in a TOML document (a policy needs 3). The `toml` parser
+/// recurses once per level and would overflow the caller's stack (an abort, not an error) on
+/// a document nested a few hundred deep, so deeper documents are refused before parsing.
+pub const MAX_DOCUMENT_NESTING: usize = 32;
+
 /// A policy that failed to load. Positions are 1-based, in the file where known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyError {
@@ -110,6 +115,10 @@ impl PolicySet {
         };
         if src.len() > MAX_DOCUMENT_BYTES {
             return Err(fail("policy document is larger than 1 MiB".to_string(), None, None));
+        }
+        if let Some(at) = toml_nesting_exceeds(src, MAX_DOCUMENT_NESTING) {
+            let (l, c) = position(src, at);
+            return Err(fail(format!("arrays/tables nest deeper than {MAX_DOCUMENT_NESTING}"), Some(l), Some(c)));
         }
         let doc: PolicyDoc = toml::from_str(src).map_err(|e| {
             let (line, col) = e.span().map_or((None, None), |sp| {
@@ -317,6 +326,49 @@ fn compile_rule(
 }
 
 /// 1-based line and column of a byte offset.
+/// Offset where `[`/`{` nesting outside strings and comments first exceeds `max`, if it does.
+fn toml_nesting_exceeds(src: &str, max: usize) -> Option<usize> {
+    let b = src.as_bytes();
+    let (mut i, mut depth) = (0usize, 0usize);
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'#' => {
+                while b.get(i).is_some_and(|&x| x != b'\n') {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' => {
+                let triple = b.get(i..i + 3) == Some(&[c, c, c][..]);
+                i += if triple { 3 } else { 1 };
+                loop {
+                    match b.get(i) {
+                        None => return None,
+                        Some(b'\\') if c == b'"' => i += 2,
+                        Some(&x) if x == c && (!triple || b.get(i..i + 3) == Some(&[c, c, c][..])) => {
+                            i += if triple { 3 } else { 1 };
+                            break;
+                        }
+                        Some(b'\n') if !triple => break,
+                        Some(_) => i += 1,
+                    }
+                }
+                continue;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 pub(crate) fn position(src: &str, offset: usize) -> (u32, u32) {
     let before = src.get(..offset.min(src.len())).unwrap_or("");
     let line = before.matches('\n').count() as u32 + 1;
