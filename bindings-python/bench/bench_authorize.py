@@ -214,7 +214,7 @@ def bench_keyshield() -> Result:
     except ImportError as e:
         return ("keyshield verify_key (cached)", None, f"not installed ({e.name})")
     loop = asyncio.new_event_loop()
-    svc = CachedApiKeyService(repo=InMemoryApiKeyRepository(), hasher=Argon2ApiKeyHasher(), min_delay=0, max_delay=0)
+    svc = CachedApiKeyService(repo=InMemoryApiKeyRepository(), hasher=Argon2ApiKeyHasher(pepper="bench-pepper-0123456789abcdef"), min_delay=0, max_delay=0)
     _entity, key = loop.run_until_complete(svc.create(name="bench", scopes=["api.read"]))
     loop.run_until_complete(svc.verify_key(key, required_scopes=["api.read"]))  # fills the cache
 

@@ -98,17 +98,54 @@ fn header_text(v: &Bound<'_, PyAny>) -> PyResult<String> {
     Err(PyTypeError::new_err("header names and values must be str or bytes"))
 }
 
-fn push_pair(out: &mut Vec<(String, String)>, pair: &Bound<'_, PyAny>) -> PyResult<()> {
+/// Which header names can matter: the character lengths of the names core's credential
+/// parser reads (`authorization` and the configured client-id/secret headers). A header whose
+/// name has another length cannot match them (core compares ASCII case-insensitively), so it
+/// is skipped without converting its value; core would ignore it anyway.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HeaderFilter {
+    lengths: Vec<usize>,
+}
+
+impl HeaderFilter {
+    pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut lengths: Vec<usize> = names.into_iter().map(|n| n.chars().count()).collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        HeaderFilter { lengths }
+    }
+
+    fn wants(&self, name: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if self.lengths.is_empty() {
+            return Ok(true);
+        }
+        let len = if let Ok(s) = name.cast::<PyString>() {
+            s.len()?
+        } else if let Ok(b) = name.cast::<PyBytes>() {
+            b.as_bytes().len()
+        } else {
+            return Err(PyTypeError::new_err("header names and values must be str or bytes"));
+        };
+        Ok(self.lengths.contains(&len))
+    }
+}
+
+fn push(out: &mut Vec<(String, String)>, f: &HeaderFilter, n: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>) -> PyResult<()> {
+    if f.wants(n)? {
+        out.push((header_text(n)?, header_text(v)?));
+    }
+    Ok(())
+}
+
+fn push_pair(out: &mut Vec<(String, String)>, f: &HeaderFilter, pair: &Bound<'_, PyAny>) -> PyResult<()> {
     if let Ok(t) = pair.cast::<PyTuple>() {
         if t.len() == 2 {
-            out.push((header_text(&t.get_item(0)?)?, header_text(&t.get_item(1)?)?));
-            return Ok(());
+            return push(out, f, &t.get_item(0)?, &t.get_item(1)?);
         }
     }
     if let Ok(l) = pair.cast::<PyList>() {
         if l.len() == 2 {
-            out.push((header_text(&l.get_item(0)?)?, header_text(&l.get_item(1)?)?));
-            return Ok(());
+            return push(out, f, &l.get_item(0)?, &l.get_item(1)?);
         }
     }
     Err(PyTypeError::new_err("headers must be a mapping or (name, value) pairs"))
@@ -116,24 +153,23 @@ fn push_pair(out: &mut Vec<(String, String)>, pair: &Bound<'_, PyAny>) -> PyResu
 
 /// Headers from a dict, any mapping with `items()` (Starlette `Headers`, Django
 /// `request.headers`), or an iterable of `(name, value)` pairs (str or bytes).
-pub(crate) fn headers(v: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+pub(crate) fn headers(v: &Bound<'_, PyAny>, f: &HeaderFilter) -> PyResult<Vec<(String, String)>> {
     let mut out = Vec::new();
     if let Ok(d) = v.cast::<PyDict>() {
-        out.reserve(d.len());
         for (k, val) in d.iter() {
-            out.push((header_text(&k)?, header_text(&val)?));
+            push(&mut out, f, &k, &val)?;
         }
         return Ok(out);
     }
     if let Ok(l) = v.cast::<PyList>() {
         for p in l.iter() {
-            push_pair(&mut out, &p)?;
+            push_pair(&mut out, f, &p)?;
         }
         return Ok(out);
     }
     let items = if v.hasattr("items")? { v.call_method0("items")? } else { v.clone() };
     for p in items.try_iter()? {
-        push_pair(&mut out, &p?)?;
+        push_pair(&mut out, f, &p?)?;
     }
     Ok(out)
 }

@@ -2,7 +2,7 @@
 //! management actions (as a keyring guard). Policy evaluation and argon2 run with the GIL
 //! released; the engine is shared freely across threads.
 
-use crate::convert::{timestamp, to_json};
+use crate::convert::{timestamp, to_json, HeaderFilter};
 use crate::decision::Decision;
 use crate::errors::{detached, invalid_argument, raise};
 use crate::keyring::{hash_policy, Keyring};
@@ -66,6 +66,7 @@ impl Lookup for StoreLookup<'_> {
 pub(crate) struct Engine {
     pub(crate) inner: Arc<keycel::engine::Engine>,
     store: StoreHandle,
+    headers: HeaderFilter,
 }
 
 impl Engine {
@@ -78,7 +79,9 @@ impl Engine {
         let origin = policy.origin().to_string();
         let engine =
             detached(py, move || keycel::engine::Engine::new(policy))?.map_err(|e| engine_error(&e, &origin))?;
-        Ok(Engine { inner: Arc::new(engine), store: store_from(py, store)? })
+        let c = &engine.authenticator().config().credentials;
+        let headers = HeaderFilter::new(["authorization", c.client_id_header.as_str(), c.secret_header.as_str()]);
+        Ok(Engine { inner: Arc::new(engine), store: store_from(py, store)?, headers })
     }
 
     fn request(
@@ -196,7 +199,7 @@ impl Engine {
         attributes: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Decision> {
-        let pairs = crate::convert::headers(headers)?;
+        let pairs = crate::convert::headers(headers, &self.headers)?;
         let request = Self::request(action, account, method, path, ip, attributes)?;
         let now = timestamp(now, "now")?;
         let engine = &self.inner;

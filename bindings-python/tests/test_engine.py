@@ -158,6 +158,20 @@ def test_bad_header_types_raise_type_error(engine: keycel.Engine) -> None:
         engine.authorize(42, "api.read")
 
 
+def test_irrelevant_headers_are_ignored_like_core_does(engine: keycel.Engine) -> None:
+    rec, token = make(engine)
+    h = {"Host": "x", "X-Forwarded-For": "1.2.3.4", "Cookie": "a" * 100_000, "Authorization": f"Bearer {token}"}
+    d = engine.authorize(h, "api.read", now=NOW)
+    assert d.allowed, d.reason
+    d.release()
+    # a repeated credential header is still seen (400), whatever its case
+    d = engine.authorize([("authorization", f"Bearer {token}"), ("AUTHORIZATION", f"Bearer {token}")], "api.read", now=NOW)
+    assert d.status == 400 and d.code == "invalid_request"
+    # an oversized credential header is refused by core, not silently dropped
+    d = engine.authorize({"Authorization": "Bearer " + "a" * 100_000}, "api.read", now=NOW)
+    assert d.status == 401
+
+
 def test_three_credential_forms(engine: keycel.Engine) -> None:
     issued = engine.keyring(hash=CHEAP).create("k", role="reader", now=NOW)
     token = issued.token
