@@ -185,3 +185,40 @@ fn the_most_expensive_allowed_policy_is_bounded() {
     let cubic = format!("[{}].all(x, [{}].all(y, [0].all(z, x == y)))", list(10), list(10));
     assert_refused("a third comprehension level", policy_with(&cubic), "comprehension");
 }
+
+/// A policy may raise its own limits, but not past hard ceilings: evaluation recurses per
+/// tree level on the caller's thread, so an unbounded depth would abort the process.
+#[test]
+fn limits_cannot_be_raised_past_the_ceilings() {
+    use keycel::policy::LIMIT_CEILINGS;
+    let doc = |limits: &str, when: &str| {
+        format!("version = 1\n[limits]\n{limits}\n{}", policy_with(when).replacen("version = 1\n", "", 1))
+    };
+    for (field, ceiling) in [
+        ("max_expression_bytes", LIMIT_CEILINGS.max_expression_bytes),
+        ("max_nesting", LIMIT_CEILINGS.max_nesting),
+        ("max_depth", LIMIT_CEILINGS.max_depth),
+        ("max_comprehension_nesting", LIMIT_CEILINGS.max_comprehension_nesting),
+        ("max_rules", LIMIT_CEILINGS.max_rules),
+    ] {
+        let e = load_small(doc(&format!("{field} = {}", ceiling * 10), "true")).expect_err(field);
+        assert!(e.message.contains(field) && e.message.contains("ceiling"), "{e:?}");
+        load_small(doc(&format!("{field} = {ceiling}"), "true"))
+            .unwrap_or_else(|e| panic!("{field} at the ceiling: {e}"));
+    }
+    // At the ceilings, the deepest expression they allow loads and evaluates on a 2 MiB thread
+    // in a release build (about 2 KB of stack per level). Debug builds use ~35 KB per level, so
+    // there the check runs on a thread sized for them.
+    let depth = LIMIT_CEILINGS.max_depth - 4;
+    let expr = format!("{}1 == 1", "1 + ".repeat(depth));
+    let src = doc("max_depth = 128\nmax_expression_bytes = 65536", &expr);
+    let policy = on_small_stack(move || PolicySet::from_toml_str(&src, "deepest.toml")).expect("deepest allowed loads");
+    let stack = if cfg!(debug_assertions) { 64 << 20 } else { EVAL_STACK };
+    let status = std::thread::Builder::new()
+        .stack_size(stack)
+        .spawn(move || Engine::new(policy).unwrap().decide(&key(), None, &Request::new("api.read"), now()).status)
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(matches!(status, 200 | 403), "{status}");
+}

@@ -219,6 +219,9 @@ impl PolicySet {
             }
             roles.insert(role.clone(), patterns.clone());
         }
+        if let Some(why) = exceeds_ceiling(&doc.limits) {
+            return Err(at(None, why, find("[limits]")));
+        }
         if doc.rules.len() > doc.limits.max_rules {
             return Err(at(None, format!("{} rules; the limit is {}", doc.rules.len(), doc.limits.max_rules), None));
         }
@@ -326,6 +329,31 @@ fn compile_rule(
 }
 
 /// 1-based line and column of a byte offset.
+/// The most a document's `[limits]` may raise its own bounds to. CEL evaluation recurses once
+/// per tree level on the request thread (about 2 KB of stack per level in a release build),
+/// so an unbounded `max_depth` would let a policy abort the process with a stack overflow.
+pub const LIMIT_CEILINGS: LimitsDoc = LimitsDoc {
+    max_expression_bytes: 65_536,
+    max_nesting: 64,
+    max_depth: 128,
+    max_comprehension_nesting: 3,
+    max_rules: 10_000,
+};
+
+fn exceeds_ceiling(l: &LimitsDoc) -> Option<String> {
+    let c = LIMIT_CEILINGS;
+    [
+        ("max_expression_bytes", l.max_expression_bytes, c.max_expression_bytes),
+        ("max_nesting", l.max_nesting, c.max_nesting),
+        ("max_depth", l.max_depth, c.max_depth),
+        ("max_comprehension_nesting", l.max_comprehension_nesting, c.max_comprehension_nesting),
+        ("max_rules", l.max_rules, c.max_rules),
+    ]
+    .into_iter()
+    .find(|(_, v, max)| v > max)
+    .map(|(name, v, max)| format!("limits.{name} = {v} is above the ceiling {max}"))
+}
+
 /// Offset where `[`/`{` nesting outside strings and comments first exceeds `max`, if it does.
 fn toml_nesting_exceeds(src: &str, max: usize) -> Option<usize> {
     let b = src.as_bytes();
