@@ -3,6 +3,8 @@
 //! the same CEL expression with a freshly built `cel` context (maps rebuilt per request), so
 //! the gain of the resolver over the records is visible. `cargo bench -p keycel --bench engine`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 use cel::{Context, Program};
 use criterion::{criterion_group, criterion_main, Criterion};
 use keycel::engine::{Engine, Request};

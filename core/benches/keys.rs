@@ -1,6 +1,8 @@
 //! Key-side costs: token parsing, credential extraction, authentication (cache hit, cold per
 //! preset, unknown id) and lease acquire+release. `cargo bench -p keycel --bench keys`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use keycel::auth::{AuthConfig, Authenticator};
 use keycel::cache::CacheConfig;

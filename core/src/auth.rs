@@ -98,6 +98,14 @@ pub struct AuthFailure {
     pub client_id: ClientId,
 }
 
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "authentication of {} failed: {}", self.client_id, self.reason)
+    }
+}
+
+impl core::error::Error for AuthFailure {}
+
 impl AuthFailure {
     /// The external answer: one 401 for every reason (503 when overloaded).
     pub fn decision(&self, m: &Messages) -> Decision {
@@ -173,10 +181,8 @@ impl Authenticator {
     ) -> Result<Authenticated, AuthFailure> {
         let fail = |reason| AuthFailure { reason, client_id: creds.client_id().clone() };
         let secret = creds.secret().expose().as_bytes();
-        // 1. checksum (Credentials are built checked; re-checked for values that crossed an FFI).
-        if self.config.format.check_pair(creds.client_id().as_str(), creds.secret().expose()).is_err() {
-            return Err(fail(FailureReason::WrongSecret));
-        }
+        // 1. checksum: `Credentials` can only be built through the checked constructors
+        //    (shape, length, prefix and checksum), in every binding too, so it holds here.
         // 2. record exists (and is the right one); else spend a dummy verification.
         let record = match record {
             Some(r) if r.id == *creds.client_id() => r,
@@ -230,15 +236,14 @@ impl Authenticator {
             cache_hit: false,
         };
         #[cfg(feature = "std")]
-        if self.cache.check(record.id.as_str(), record.secret_hash.as_str(), secret, now) {
-            let needs_rehash = record.secret_hash.params().map(|p| p != self.config.hash.params).unwrap_or(true);
+        if let Some(needs_rehash) = self.cache.check(record.id.as_str(), record.secret_hash.as_str(), secret, now) {
             return Ok(Authenticated { needs_rehash, cache_hit: true, ..base });
         }
         let _gate = self.enter_gate().map_err(|_| FailureReason::Overloaded)?;
         match self.config.hash.verify(secret, &record.secret_hash) {
             Ok(v) => {
                 #[cfg(feature = "std")]
-                self.cache.insert(record.id.as_str(), record.secret_hash.as_str(), secret, now);
+                self.cache.insert(record.id.as_str(), record.secret_hash.as_str(), secret, now, v.needs_rehash);
                 Ok(Authenticated { needs_rehash: v.needs_rehash, ..base })
             }
             Err(HashError::Mismatch) => match &record.previous_secret {

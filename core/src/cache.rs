@@ -1,22 +1,25 @@
-//! Verified-secret cache: after argon2 accepts a secret, remember a keyed BLAKE2b digest of
-//! (client id, stored PHC string, secret) so the same secret against the same stored hash
-//! skips argon2. Rotation changes the PHC string, so an old secret misses at once. Only the
-//! *secret check* is cached, never key state (active, expiry, scopes are read every time).
+//! Verified-secret cache: after argon2 accepts a secret, remember the stored PHC string it was
+//! checked against and a keyed BLAKE2b-256 digest of (client id, secret), so the same secret
+//! against the same stored hash skips argon2. Rotation changes the PHC string, so an old
+//! secret misses at once. Only the *secret check* is cached, never key state (active, expiry,
+//! scopes are read every time).
+//!
+//! The digest is BLAKE2b over `key ‖ len(client id) ‖ client id ‖ secret` with a fixed-length
+//! 32-byte key: BLAKE2 has no length extension, so a key prefix is a sound MAC, and the whole
+//! input (at most 104 bytes) fits one block: a hit costs one compression, where BLAKE2's
+//! separate key block would cost two.
 //!
 //! The digest key is drawn from the OS once per cache, on first use (not at construction,
 //! because edge runtimes forbid randomness at module top level). If the OS RNG fails the cache
 //! stays off rather than use a guessable key.
 
 use crate::time::{Duration, Timestamp};
-use blake2::digest::consts::U32;
-use blake2::digest::{KeyInit, Mac};
-use blake2::Blake2bMac;
+use blake2::digest::Digest;
+use blake2::Blake2b256;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
-
-type Mac256 = Blake2bMac<U32>;
 
 /// Size and lifetime of cached verifications.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +37,10 @@ impl Default for CacheConfig {
 }
 
 struct Entry {
+    phc: String,
     digest: [u8; 32],
     verified_at: Timestamp,
+    needs_rehash: bool,
 }
 
 /// The cache. `Send + Sync`; one mutex held only for a map operation.
@@ -65,7 +70,7 @@ impl VerifiedCache {
         VerifiedCache { config, key: OnceLock::new(), map: Mutex::new(HashMap::new()) }
     }
 
-    fn digest(&self, client_id: &str, phc: &str, secret: &[u8]) -> Option<[u8; 32]> {
+    fn digest(&self, client_id: &str, secret: &[u8]) -> Option<[u8; 32]> {
         let key = self
             .key
             .get_or_init(|| {
@@ -73,13 +78,13 @@ impl VerifiedCache {
                 getrandom::fill(&mut k).ok().map(|_| k)
             })
             .as_ref()?;
-        let mut mac = <Mac256 as KeyInit>::new_from_slice(key).ok()?;
-        mac.update(&(client_id.len() as u64).to_le_bytes());
+        let mut mac = Blake2b256::new();
+        mac.update(key);
+        // Client ids are at most 33 bytes, so one length byte keeps the encoding unambiguous.
+        mac.update([u8::try_from(client_id.len()).unwrap_or(u8::MAX)]);
         mac.update(client_id.as_bytes());
-        mac.update(&(phc.len() as u64).to_le_bytes());
-        mac.update(phc.as_bytes());
         mac.update(secret);
-        Some(mac.finalize().into_bytes().into())
+        Some(mac.finalize().into())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -93,25 +98,30 @@ impl VerifiedCache {
         }
     }
 
-    /// True when this exact secret was verified against this exact PHC string before.
-    pub fn check(&self, client_id: &str, phc: &str, secret: &[u8], now: Timestamp) -> bool {
+    /// `Some(needs_rehash)` when this exact secret was verified against this exact PHC string
+    /// before (and not longer ago than the TTL); `None` on a miss.
+    pub fn check(&self, client_id: &str, phc: &str, secret: &[u8], now: Timestamp) -> Option<bool> {
         if self.config.capacity == 0 {
-            return false;
+            return None;
         }
-        let Some(d) = self.digest(client_id, phc, secret) else { return false };
-        let map = self.lock();
-        match map.get(client_id) {
-            Some(e) if self.fresh(e, now) => bool::from(e.digest.ct_eq(&d)),
-            _ => false,
-        }
+        let (stored, needs_rehash) = {
+            let map = self.lock();
+            match map.get(client_id) {
+                // The PHC string is not secret: a plain comparison is fine.
+                Some(e) if e.phc == phc && self.fresh(e, now) => (e.digest, e.needs_rehash),
+                _ => return None,
+            }
+        };
+        let d = self.digest(client_id, secret)?;
+        bool::from(stored.ct_eq(&d)).then_some(needs_rehash)
     }
 
     /// Records a successful argon2 verification.
-    pub fn insert(&self, client_id: &str, phc: &str, secret: &[u8], now: Timestamp) {
+    pub fn insert(&self, client_id: &str, phc: &str, secret: &[u8], now: Timestamp, needs_rehash: bool) {
         if self.config.capacity == 0 {
             return;
         }
-        let Some(digest) = self.digest(client_id, phc, secret) else { return };
+        let Some(digest) = self.digest(client_id, secret) else { return };
         let mut map = self.lock();
         if map.len() >= self.config.capacity && !map.contains_key(client_id) {
             map.retain(|_, e| self.config.ttl.is_none_or(|ttl| now <= e.verified_at.plus(ttl)));
@@ -121,7 +131,7 @@ impl VerifiedCache {
                 }
             }
         }
-        map.insert(client_id.to_string(), Entry { digest, verified_at: now });
+        map.insert(client_id.to_string(), Entry { phc: phc.to_string(), digest, verified_at: now, needs_rehash });
     }
 
     /// Drops one client id (e.g. on delete).
@@ -156,23 +166,23 @@ mod tests {
     #[test]
     fn hit_only_for_same_secret_and_same_hash() {
         let c = VerifiedCache::new(CacheConfig::default());
-        c.insert("kc_a", "$phc1", b"secret", t(100));
-        assert!(c.check("kc_a", "$phc1", b"secret", t(101)));
-        assert!(!c.check("kc_a", "$phc1", b"secreT", t(101)));
-        assert!(!c.check("kc_a", "$phc2", b"secret", t(101)), "rotation changes the PHC string");
-        assert!(!c.check("kc_b", "$phc1", b"secret", t(101)));
+        c.insert("kc_a", "$phc1", b"secret", t(100), true);
+        assert_eq!(c.check("kc_a", "$phc1", b"secret", t(101)), Some(true));
+        assert_eq!(c.check("kc_a", "$phc1", b"secreT", t(101)), None);
+        assert_eq!(c.check("kc_a", "$phc2", b"secret", t(101)), None, "rotation changes the PHC string");
+        assert_eq!(c.check("kc_b", "$phc1", b"secret", t(101)), None);
     }
 
     #[test]
     fn ttl_and_capacity_bound_it() {
         let c = VerifiedCache::new(CacheConfig { capacity: 2, ttl: Some(Duration::from_secs(10)) });
-        c.insert("kc_a", "p", b"s", t(0));
-        assert!(!c.check("kc_a", "p", b"s", t(11)));
-        c.insert("kc_b", "p", b"s", t(0));
-        c.insert("kc_c", "p", b"s", t(0));
+        c.insert("kc_a", "p", b"s", t(0), false);
+        assert_eq!(c.check("kc_a", "p", b"s", t(11)), None);
+        c.insert("kc_b", "p", b"s", t(0), false);
+        c.insert("kc_c", "p", b"s", t(0), false);
         assert!(c.len() <= 2);
         let off = VerifiedCache::new(CacheConfig { capacity: 0, ttl: None });
-        off.insert("kc_a", "p", b"s", t(0));
-        assert!(!off.check("kc_a", "p", b"s", t(0)));
+        off.insert("kc_a", "p", b"s", t(0), false);
+        assert_eq!(off.check("kc_a", "p", b"s", t(0)), None);
     }
 }

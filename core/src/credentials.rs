@@ -108,6 +108,8 @@ impl fmt::Display for CredentialError {
     }
 }
 
+impl core::error::Error for CredentialError {}
+
 impl CredentialError {
     /// The decision this failure answers with.
     pub fn decision(&self, m: &Messages) -> Decision {

@@ -107,6 +107,8 @@ impl fmt::Display for HashError {
     }
 }
 
+impl core::error::Error for HashError {}
+
 /// A stored PHC string. Its shape is checked on construction; its parameters are checked
 /// against a [`HashPolicy`] at verification time.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize)]

@@ -60,6 +60,8 @@ impl fmt::Display for RecordError {
     }
 }
 
+impl core::error::Error for RecordError {}
+
 /// Whom a key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyKind {

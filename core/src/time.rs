@@ -26,6 +26,8 @@ impl fmt::Display for TimeParseError {
     }
 }
 
+impl core::error::Error for TimeParseError {}
+
 /// Years 0000..=9999, the range RFC 3339 can write.
 const MIN_SECS: i64 = -62_167_219_200;
 const MAX_SECS: i64 = 253_402_300_799;
