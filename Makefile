@@ -5,6 +5,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR := never
 
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
 .PHONY: demo test setup-rust test-rust test-nostd test-policies test-python test-wasm fmt lint bench
 
 setup-rust:
@@ -17,7 +19,7 @@ demo: setup-rust
 
 lint: setup-rust
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features keycel/test-util -- -D warnings
 
 test-nostd: setup-rust
 	$(CARGO) build -p keycel --no-default-features --target x86_64-unknown-none
@@ -25,14 +27,21 @@ test-nostd: setup-rust
 test-rust: setup-rust
 	$(CARGO) test --workspace
 
+# The policy tests through the CLI, as an operator would run them.
+test-policies: test-rust
+	$(CARGO) run -q -p keycel-cli -- policy check policies/
+	$(CARGO) run -q -p keycel-cli -- policy test policies/
+
 test-python:
 	$(MAKE) -C bindings-python test
 
 test-wasm:
 	$(MAKE) -C bindings-wasm test
 
-test: lint test-nostd test-rust test-python test-wasm
+test: lint test-nostd test-rust test-policies test-python test-wasm
 	@echo "make test: all suites passed"
 
 bench:
-	$(CARGO) bench -p keycel
+	$(CARGO) bench -p keycel --features test-util
+	$(MAKE) -C bindings-python bench
+	$(MAKE) -C bindings-wasm bench
