@@ -18,7 +18,7 @@ export RUSTC_BOOTSTRAP=1
 export CARGO_TERM_COLOR=never
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
-    cargo install cargo-fuzz --version 0.13.2 --locked
+    cargo install cargo-fuzz --version 0.13.2
 fi
 python3 seeds.py seeds >/dev/null
 cargo fuzz build -s "$SANITIZER" -a
