@@ -10,6 +10,10 @@ use keycel::time::Timestamp;
 use std::hint::black_box;
 use std::sync::Arc;
 
+fn getrandom_rng() -> keycel::test_rng::TestRng {
+    keycel::test_rng::TestRng::new(7)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map_or("authorize", String::as_str);
@@ -30,11 +34,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let creds = plain.credentials(headers)?;
     plain.authenticate(&creds, Some(&rec), None, now)?;
     engine.authorize(headers, &req, store.as_ref(), now);
+    // Failures with the default (OWASP) parameters: unknown id vs known id with a wrong secret.
+    let owasp = Authenticator::new(AuthConfig::default())?;
+    let owasp_rec = {
+        let mut r = rec.clone();
+        r.secret_hash = HashPolicy::default().hash(b"not the secret", &mut getrandom_rng())?;
+        r
+    };
     for _ in 0..n {
         match what {
             "cache_hit" => drop(black_box(plain.authenticate(&creds, Some(&rec), None, now))),
             "credentials" => drop(black_box(plain.credentials(headers))),
             "decide" => drop(black_box(engine.decide(&rec, None, &req, now))),
+            "unknown_id" => drop(black_box(owasp.authenticate(&creds, None, None, now))),
+            "wrong_secret" => drop(black_box(owasp.authenticate(&creds, Some(&owasp_rec), None, now))),
             _ => drop(black_box(engine.authorize(headers, &req, store.as_ref(), now))),
         }
     }
