@@ -7,7 +7,7 @@ export CARGO_TERM_COLOR := never
 
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo test setup-rust test-rust test-nostd test-policies test-python test-wasm fmt lint bench
+.PHONY: demo test setup-rust test-rust test-nostd test-policies test-python test-wasm test-fuzz fuzz fmt lint bench
 
 setup-rust:
 	rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -32,13 +32,21 @@ test-policies: test-rust
 	$(CARGO) run -q -p keycel-cli -- policy check policies/
 	$(CARGO) run -q -p keycel-cli -- policy test policies/
 
+# Every fuzz target for FUZZ_SECONDS (default 15 s each in `make test`; `make fuzz` for longer).
+FUZZ_SECONDS ?= 15
+test-fuzz:
+	$(MAKE) -C fuzz fuzz SECONDS_EACH=$(FUZZ_SECONDS)
+
+fuzz:
+	$(MAKE) -C fuzz fuzz SECONDS_EACH=$(or $(SECONDS_EACH),300)
+
 test-python:
 	$(MAKE) -C bindings-python test
 
 test-wasm:
 	$(MAKE) -C bindings-wasm test
 
-test: lint test-nostd test-rust test-policies test-python test-wasm
+test: lint test-nostd test-rust test-policies test-python test-wasm test-fuzz
 	@echo "make test: all suites passed"
 
 bench:
