@@ -113,3 +113,9 @@ where
     py.detach(|| catch_unwind(AssertUnwindSafe(f)).map_err(panic_message))
         .map_err(|what| internal(format!("internal error in keycel: {what}")))
 }
+
+/// Runs `f` with the GIL held (calls too short to be worth releasing it), turning a panic
+/// into `keycel.errors.InternalError` like [`detached`].
+pub(crate) fn no_panic<T>(f: impl FnOnce() -> T) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| internal(format!("internal error in keycel: {}", panic_message(p))))
+}

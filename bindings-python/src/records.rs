@@ -1,7 +1,7 @@
 //! Frozen Python views of core records, and the once-readable issued key.
 
 use crate::convert::{account_scope, account_scope_py, datetime, from_json, opt_datetime, str_set, to_json};
-use crate::errors::{credential, record_error};
+use crate::errors::{credential, no_panic, record_error};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet};
 use std::sync::Mutex;
@@ -26,12 +26,12 @@ impl KeyRecord {
     #[staticmethod]
     fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
         let v = to_json(data, "data")?;
-        keycel::KeyRecord::from_value(v).map(KeyRecord::new).map_err(|e| record_error(&e))
+        no_panic(|| keycel::KeyRecord::from_value(v))?.map(KeyRecord::new).map_err(|e| record_error(&e))
     }
 
     #[staticmethod]
     fn from_json(data: &str) -> PyResult<Self> {
-        keycel::KeyRecord::from_json(data).map(KeyRecord::new).map_err(|e| record_error(&e))
+        no_panic(|| keycel::KeyRecord::from_json(data))?.map(KeyRecord::new).map_err(|e| record_error(&e))
     }
 
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -174,7 +174,9 @@ impl UserRecord {
 
     #[staticmethod]
     fn from_json(data: &str) -> PyResult<Self> {
-        keycel::UserRecord::from_json(data).map(|inner| UserRecord { inner }).map_err(|e| record_error(&e))
+        no_panic(|| keycel::UserRecord::from_json(data))?
+            .map(|inner| UserRecord { inner })
+            .map_err(|e| record_error(&e))
     }
 
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
