@@ -7,17 +7,58 @@
 use crate::glue;
 use crate::lease::Lease;
 use keycel::decision::Decision;
-use std::fmt::Write;
 use wasm_bindgen::JsValue;
+
+/// `n` in decimal, without the `fmt` machinery (this runs several times per call).
+struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(mut n: usize) -> Self {
+        let mut digits = [b'0'; 20];
+        let mut start = digits.len();
+        while start > 0 {
+            start -= 1;
+            if let Some(d) = digits.get_mut(start) {
+                // `n % 10` is one decimal digit.
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Decimal { digits, start }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.digits.get(self.start..).unwrap_or(&[])).unwrap_or("0")
+    }
+}
+
+fn utf16_len(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.encode_utf16().count()
+    }
+}
 
 fn item(out: &mut String, s: Option<&str>) {
     match s {
         None => out.push('~'),
         Some(s) => {
-            let _ = write!(out, "{}:", s.encode_utf16().count());
+            out.push_str(Decimal::new(utf16_len(s)).as_str());
+            out.push(':');
             out.push_str(s);
         }
     }
+}
+
+fn count(out: &mut String, n: usize) {
+    item(out, Some(Decimal::new(n).as_str()));
 }
 
 /// The strings of a decision, packed (see the module docs; order matches `unpack` in glue.js).
@@ -30,12 +71,12 @@ pub(crate) fn pack(d: &Decision, method: Option<&str>) -> String {
     item(&mut out, Some(&d.reason));
     item(&mut out, Some(&body));
     item(&mut out, method);
-    item(&mut out, Some(&d.headers.len().to_string()));
+    count(&mut out, d.headers.len());
     for (k, v) in &d.headers {
         item(&mut out, Some(k));
         item(&mut out, Some(v));
     }
-    item(&mut out, Some(&d.matched_rules.len().to_string()));
+    count(&mut out, d.matched_rules.len());
     for r in &d.matched_rules {
         item(&mut out, Some(r));
     }

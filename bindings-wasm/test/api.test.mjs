@@ -362,6 +362,9 @@ describe('bad input never kills the instance', () => {
     assert.equal(typeof e.line, 'number');
     throwsKeycel(() => new Engine(DEFAULT_POLICY, { nope: 1 }), 'invalid_argument');
     throwsKeycel(() => new Engine(DEFAULT_POLICY, { cacheCapacity: -1 }), 'invalid_argument');
+    const deep = `${'('.repeat(2000)}true${')'.repeat(2000)}`;
+    const raised = DEFAULT_POLICY.replace('version = 1\n', 'version = 1\n[limits]\nmax_nesting = 5000\nmax_depth = 5000\nmax_expression_bytes = 20000\n');
+    throwsKeycel(() => new Engine(`${raised}\n[[rules]]\nid = "deep"\neffect = "allow"\nactions = ["api.read"]\nwhen = "${deep}"\n`), 'policy_error');
     const cyclic = { version: 1 };
     cyclic.self = cyclic;
     throwsKeycel(() => new Engine(cyclic), 'invalid_argument');
