@@ -16,7 +16,7 @@ use crate::keyring::{actions, Actor, ManagementGuard, Target};
 use crate::limiter::{Lease, Limiter, LimiterConfig};
 use crate::policy::facts::Facts;
 use crate::policy::{functions, Effect, PolicyError, PolicySet};
-use crate::record::{KeyKind, KeyRecord, UserRecord};
+use crate::record::{KeyKind, KeyRecord, RecordError, UserRecord};
 use crate::store::{Store, StoreError};
 use crate::time::{Duration, Timestamp};
 use crate::token::TokenFormat;
@@ -372,18 +372,6 @@ impl Engine {
         }
         self.decide(key, user, &req, now)
     }
-
-    /// Checks that a key about to be created or changed names a defined role and only
-    /// catalogued scopes.
-    fn check_target(&self, target: &KeyRecord) -> Result<(), String> {
-        if !self.policy.has_role(&target.role) {
-            return Err(format!("role {:?} is not defined by the policy", target.role));
-        }
-        if let Some(s) = target.scopes.iter().find(|s| !self.policy.is_catalogued(s)) {
-            return Err(format!("scope {s:?} is not in the policy's catalogue"));
-        }
-        Ok(())
-    }
 }
 
 fn eval(rule: &crate::policy::Rule, ctx: &cel::Context<'_, '_>) -> Result<bool, String> {
@@ -401,13 +389,6 @@ impl ManagementGuard for Engine {
     fn check(&self, actor: &Actor, action: &str, target: Target<'_>, now: Timestamp) -> Decision {
         let m = self.messages();
         let shaping = matches!(action, actions::CREATE | actions::CREATE_API | actions::UPDATE);
-        if shaping {
-            if let Some(t) = target.key {
-                if let Err(why) = self.check_target(t) {
-                    return Decision::invalid_request(m, why);
-                }
-            }
-        }
         match actor {
             Actor::Operator(name) => Decision::allow(&format!("operator:{name}"), Vec::new(), "local operator"),
             Actor::Key { key, user } => {
@@ -441,6 +422,25 @@ impl ManagementGuard for Engine {
                 }
                 self.management(key, user.as_ref(), action, target, now)
             }
+        }
+    }
+
+    /// A key may only name a role the policy defines and catalogued scopes.
+    fn validate_key(&self, key: &KeyRecord) -> Result<(), RecordError> {
+        if !self.policy.has_role(&key.role) {
+            return Err(RecordError::new("role", format!("role {:?} is not defined by the policy", key.role)));
+        }
+        match key.scopes.iter().find(|s| !self.policy.is_catalogued(s)) {
+            Some(s) => Err(RecordError::new("scopes", format!("scope {s:?} is not in the policy's catalogue"))),
+            None => Ok(()),
+        }
+    }
+
+    /// A user may only hold roles the policy defines.
+    fn validate_user(&self, user: &UserRecord) -> Result<(), RecordError> {
+        match user.roles.iter().find(|r| !self.policy.has_role(r)) {
+            Some(r) => Err(RecordError::new("roles", format!("role {r:?} is not defined by the policy"))),
+            None => Ok(()),
         }
     }
 }

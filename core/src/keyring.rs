@@ -84,10 +84,20 @@ pub struct Target<'a> {
     pub user: Option<&'a str>,
 }
 
-/// Decides management actions.
+/// Decides management actions, and checks that records name only what the policy defines.
 pub trait ManagementGuard: Send + Sync {
     /// Allow or deny `action` by `actor` on `target`.
     fn check(&self, actor: &Actor, action: &str, target: Target<'_>, now: Timestamp) -> Decision;
+
+    /// Checks a key about to be stored (e.g. its role and scopes exist in the policy).
+    fn validate_key(&self, _key: &KeyRecord) -> Result<(), RecordError> {
+        Ok(())
+    }
+
+    /// Checks a user about to be stored (e.g. their roles exist in the policy).
+    fn validate_user(&self, _user: &UserRecord) -> Result<(), RecordError> {
+        Ok(())
+    }
 }
 
 /// The guard used when none is configured: the operator may do anything, keys nothing.
@@ -417,6 +427,7 @@ impl Keyring {
             version: 1,
         };
         record.validate()?;
+        self.guard.validate_key(&record)?;
         self.guard(actor, action, Target { key: Some(&record), user: record.kind.user() }, now)?;
         self.store.insert_key(&record)?;
         self.event(
@@ -531,6 +542,7 @@ impl Keyring {
     /// Adds or replaces a user (their roles and data access cap their personal tokens).
     pub fn put_user(&self, actor: &Actor, user: UserRecord, now: Timestamp) -> Result<UserRecord, KeyringError> {
         user.validate()?;
+        self.guard.validate_user(&user)?;
         self.guard(actor, actions::USERS_PUT, Target { key: None, user: Some(&user.id) }, now)?;
         let mut user = user;
         if let Some(old) = self.store.get_user(&user.id)? {
@@ -579,6 +591,7 @@ impl Keyring {
         next.version = current.version + 1;
         next.updated_at = now.max(current.updated_at);
         next.validate()?;
+        self.guard.validate_key(&next)?;
         self.store.update_key(&next, current.version)?;
         self.event(
             actor,

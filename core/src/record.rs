@@ -49,7 +49,8 @@ pub struct RecordError {
 }
 
 impl RecordError {
-    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         RecordError { field: field.into(), message: message.into() }
     }
 }
@@ -127,6 +128,9 @@ impl AccountScope {
         } else {
             AccountScope::Only(s.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect())
         };
+        if scope == AccountScope::Only(BTreeSet::new()) {
+            return Err(RecordError::new("accounts", "give `all` or at least one account id"));
+        }
         scope.validate("accounts")?;
         Ok(scope)
     }

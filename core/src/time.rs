@@ -141,7 +141,8 @@ impl Duration {
         self.0
     }
 
-    /// Parses `90d`, `12h`, `30m`, `45s`, `2w` or a bare number of seconds.
+    /// Parses `90d`, `12h`, `30m`, `45s` or `2w`. A unit is required: a bare `90` is
+    /// ambiguous (seconds? days?), so it is refused.
     pub fn parse(s: &str) -> Result<Self, TimeParseError> {
         let err = || TimeParseError(format!("not a duration like 90d, 12h, 30m or 45s: {:?}", truncate(s)));
         let s = s.trim();
@@ -150,7 +151,7 @@ impl Duration {
         }
         let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
             Some((i, _)) => (s.get(..i).ok_or_else(err)?, s.get(i..).ok_or_else(err)?),
-            None => (s, "s"),
+            None => return Err(TimeParseError(format!("{s:?} needs a unit: 90d, 12h, 30m or 45s"))),
         };
         let n: i64 = digits.parse().map_err(|_| err())?;
         let mult = match unit {
@@ -256,7 +257,7 @@ mod tests {
     fn durations() {
         assert_eq!(Duration::parse("90d").unwrap().secs(), 90 * 86_400);
         assert_eq!(Duration::parse("1h").unwrap().secs(), 3600);
-        assert_eq!(Duration::parse("15").unwrap().secs(), 15);
+        assert!(Duration::parse("15").is_err(), "a unit is required");
         assert!(Duration::parse("1y").is_err());
         assert!(Duration::parse("-1d").is_err());
         assert!(Duration::parse("99999999999999999d").is_err());

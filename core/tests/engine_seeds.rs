@@ -255,6 +255,14 @@ fn only_admins_create_api_tokens_and_nobody_exceeds_themselves() {
         w.ring.update(&bob_actor, bob_key.id.as_str(), Change::SetRole("admin".into()), w.now),
         Err(KeyringError::Denied(_))
     ));
-    // Unknown roles are refused even for the operator.
-    assert!(matches!(w.ring.create(&op(), NewKey::api("x", "no-such-role"), w.now), Err(KeyringError::Denied(_))));
+    // Unknown roles and uncatalogued scopes are refused even for the operator, naming the field.
+    match w.ring.create(&op(), NewKey::api("x", "no-such-role"), w.now) {
+        Err(KeyringError::Invalid(e)) => assert_eq!(e.field, "role"),
+        other => panic!("{other:?}"),
+    }
+    let mut nk = NewKey::api("x", "reader");
+    nk.scopes.insert("billing.read".into());
+    assert!(matches!(w.ring.create(&op(), nk, w.now), Err(KeyringError::Invalid(e)) if e.field == "scopes"));
+    let ghost = UserRecord::new("ghost", ["analyst".to_string()], AccountScope::All).unwrap();
+    assert!(matches!(w.ring.put_user(&op(), ghost, w.now), Err(KeyringError::Invalid(e)) if e.field == "roles"));
 }

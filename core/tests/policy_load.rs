@@ -39,9 +39,34 @@ fn unknown_variable_is_positioned() {
 }
 
 #[test]
+fn unknown_fields_of_declared_variables_are_refused() {
+    let e = load(&rule("field", "request.methd == \"GET\"")).unwrap_err();
+    assert!(e.message.contains("unknown field `methd` of `request`"), "{e}");
+    assert_eq!((e.line, e.rule.as_deref()), (Some(13), Some("field")));
+    let e = load(&rule("has", "has(key.rol)")).unwrap_err();
+    assert!(e.message.contains("`rol`"), "{e}");
+    // Maps below the variables stay open; comprehension variables are not checked.
+    load(&rule("open", "has(key.metadata.team) && has(request.attributes.x) && [1].all(request, request > 0)"))
+        .unwrap();
+}
+
+#[test]
+fn errors_point_at_the_rule_that_has_them() {
+    let two = format!(
+        "{}{}",
+        rule("first", "has_scope(request.action)"),
+        "\n[[rules]]\nid = \"second\"\neffect = \"allow\"\nactions = [\"api.wirte\"]\nwhen = 'has_scope(request.action)'\n"
+    );
+    let e = load(&two).unwrap_err();
+    assert_eq!(e.rule.as_deref(), Some("second"));
+    assert_eq!(e.line, Some(16), "the second rule's id line, not the first rule's identical condition: {e}");
+}
+
+#[test]
 fn unknown_and_unavailable_functions_are_refused() {
     let e = load(&rule("f", "frobnicate(1)")).unwrap_err();
     assert!(e.message.contains("unknown function `frobnicate`"), "{e}");
+    assert_eq!(e.column, Some(9), "points at the name, not the parenthesis: {e}");
     let e = load(&rule("re", "request.path.matches(\"^/x\")")).unwrap_err();
     assert!(e.message.contains("`matches`"), "regex is not compiled in: refuse at load, not at request time: {e}");
 }

@@ -194,7 +194,22 @@ pub fn compile(src: &str, limits: &LimitsDoc) -> Result<Program, ExprError> {
                     }
                 }
             }
-            Expr::Select(s) => push!(&s.operand, comprehension),
+            Expr::Select(s) => {
+                // `request.methd` is as much a typo as `reqest`: fields of the declared
+                // variables are a closed world too (maps below them, such as
+                // `key.metadata` and `request.attributes`, are open).
+                if let Expr::Ident(var) = &s.operand.expr {
+                    if VARIABLES.contains(&var.as_str()) && !bound.iter().any(|b| b == var) {
+                        let fields = super::facts::fields_of(var).unwrap_or(&[]);
+                        if !fields.contains(&s.field.as_str()) {
+                            let (l, c) = position(node.id);
+                            let known = if fields.is_empty() { "none".to_string() } else { fields.join(", ") };
+                            return Err(err(format!("unknown field `{}` of `{var}` (fields: {known})", s.field), l, c));
+                        }
+                    }
+                }
+                push!(&s.operand, comprehension)
+            }
             Expr::Struct(_) => {
                 let (l, c) = position(node.id);
                 return Err(err("message construction is not supported", l, c));
@@ -216,8 +231,14 @@ pub fn compile(src: &str, limits: &LimitsDoc) -> Result<Program, ExprError> {
     funcs.sort_unstable();
     for f in funcs {
         if !is_operator(f) && !KEYCEL_FUNCTIONS.contains(&f) && !STD_FUNCTIONS.contains(&f) {
-            let (l, c) =
-                find_node(&program, |e| matches!(e, Expr::Call(call) if call.func_name == f)).map_or((1, 1), position);
+            // The parser places a call at its `(`; point at the function's name instead.
+            let offset = find_node(&program, |e| matches!(e, Expr::Call(call) if call.func_name == f))
+                .and_then(|id| program.source_info().offset_for(id))
+                .map(|(start, _)| start as usize);
+            let (l, c) = offset.map_or((1, 1), |o| {
+                let name_at = src.get(..o).filter(|b| b.ends_with(f)).map_or(o, |b| b.len() - f.len());
+                line_col(src, name_at)
+            });
             return Err(err(format!("unknown function `{f}`"), l, c));
         }
     }

@@ -15,6 +15,37 @@ use std::collections::HashMap;
 
 type Boxed<'v> = Box<dyn Val + 'v>;
 
+/// Fields of `key` (checked at load time by `expr.rs`, served here).
+pub const KEY: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "kind",
+    "role",
+    "user",
+    "scopes",
+    "accounts",
+    "all_accounts",
+    "active",
+    "metadata",
+    "created_at",
+    "expires_at",
+];
+/// Fields of `user`.
+pub const USER: &[&str] = &["id", "roles", "accounts", "all_accounts"];
+/// Fields of `request`.
+pub const REQUEST: &[&str] = &["action", "account", "method", "path", "ip", "attributes"];
+
+/// The fields of a variable (`None`: it has none, e.g. `now`).
+pub fn fields_of(variable: &str) -> Option<&'static [&'static str]> {
+    match variable {
+        "key" => Some(KEY),
+        "user" => Some(USER),
+        "request" => Some(REQUEST),
+        _ => None,
+    }
+}
+
 /// Everything one evaluation may read.
 #[derive(Debug)]
 pub(crate) struct Facts<'a> {

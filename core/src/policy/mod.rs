@@ -228,17 +228,28 @@ impl PolicySet {
         let mut rules = Vec::with_capacity(doc.rules.len());
         let mut seen = std::collections::BTreeSet::new();
         for r in &doc.rules {
-            let id_pos = find(&format!("\"{}\"", r.id));
+            // The rule's `id = "…"` line, then its own `when` text after it (several rules may
+            // share a condition's text, so search from the rule, not from the top).
+            let id_at = src.and_then(|s| rule_id_offset(s, &r.id));
+            let id_pos = src.zip(id_at).map(|(s, i)| position(s, i));
             if r.id.is_empty() || !seen.insert(r.id.clone()) {
                 return Err(at(Some(&r.id), "rule ids must be unique and non-empty".into(), id_pos));
             }
             rules.push(compile_rule(r, &doc.limits, &catalogued).map_err(|(msg, pos)| {
-                // Position: the expression's place in the file plus the offset inside it.
-                let file_pos =
-                    match (pos, r.when.as_deref().and_then(|w| src.and_then(|s| s.find(w).map(|i| position(s, i))))) {
-                        (Some((l, c)), Some((fl, fc))) => Some((fl + l - 1, if l == 1 { fc + c - 1 } else { c })),
-                        (_, found) => found.or(id_pos),
-                    };
+                let when_pos = match (src, r.when.as_deref()) {
+                    (Some(s), Some(w)) => {
+                        let from = id_at.unwrap_or(0);
+                        s.get(from..).and_then(|rest| rest.find(w)).map(|i| position(s, from + i))
+                    }
+                    _ => None,
+                };
+                // An expression error: the expression's place plus the offset inside it;
+                // any other rule error: the rule's id line.
+                let file_pos = match (pos, when_pos) {
+                    (Some((l, c)), Some((fl, fc))) => Some((fl + l - 1, if l == 1 { fc + c - 1 } else { c })),
+                    (Some(inner), None) => Some(inner),
+                    (None, _) => id_pos,
+                };
                 at(Some(&r.id), msg, file_pos)
             })?);
         }
@@ -326,6 +337,22 @@ fn compile_rule(
         description: r.description.clone(),
         code: r.code.clone().unwrap_or_else(|| crate::decision::codes::FORBIDDEN.to_string()),
     })
+}
+
+/// Byte offset of the line `id = "<id>"` that names a rule in TOML source.
+fn rule_id_offset(src: &str, id: &str) -> Option<usize> {
+    let quoted = format!("\"{id}\"");
+    let mut from = 0;
+    while let Some(i) = src.get(from..).and_then(|rest| rest.find(&quoted)) {
+        let at = from + i;
+        let line_start = src.get(..at).and_then(|b| b.rfind('\n')).map_or(0, |n| n + 1);
+        let before = src.get(line_start..at).unwrap_or("").trim();
+        if before.strip_prefix("id").is_some_and(|r| r.trim() == "=") {
+            return Some(line_start);
+        }
+        from = at + quoted.len();
+    }
+    None
 }
 
 /// 1-based line and column of a byte offset.
