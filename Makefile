@@ -13,7 +13,7 @@ setup-rust:
 	rustup component add rustfmt clippy >/dev/null 2>&1 || true
 	rustup target add wasm32-unknown-unknown x86_64-unknown-none
 
-demo: setup-rust
+demo:
 	$(CARGO) build --release -p keycel-cli
 	./target/release/keycel demo
 

@@ -19,8 +19,8 @@ const TOP_EXAMPLES: &str = "\
 Examples:
   keycel init
   keycel key create --name Production --kind api --role admin
-  keycel user add alice --role analyst --accounts acc_1,acc_2
-  keycel key create --name 'alice laptop' --kind personal --user alice --role analyst --expires-in 90d
+  keycel user add alice --role editor --accounts acc_1,acc_2
+  keycel key create --name 'alice laptop' --kind personal --user alice --role editor --expires-in 90d
   keycel key list
   keycel key set-accounts Production acc_1
   keycel key rotate Production --grace 1h
@@ -125,7 +125,7 @@ pub struct CreateArgs {
     /// `all` (default, includes future accounts) or a comma-separated list.
     #[arg(long, default_value = "all")]
     pub accounts: String,
-    /// Lifetime, e.g. 90d, 12h.
+    /// Lifetime with a unit: 90d, 12h, 30m, 45s or 2w (a bare number is refused).
     #[arg(long)]
     pub expires_in: Option<String>,
     /// In-flight request limit for this key (default: the policy's, 5).
@@ -149,7 +149,7 @@ pub enum KeyCommand {
 Examples:
   keycel key create --name Production --kind api --role admin
   keycel key create --name reporting --kind api --role reader --scope api.read --accounts acc_1,acc_2 --max-concurrent 5
-  keycel key create --name 'alice laptop' --kind personal --user alice --role analyst --expires-in 90d --json")]
+  keycel key create --name 'alice laptop' --kind personal --user alice --role editor --expires-in 90d --json")]
     Create(CreateArgs),
     /// List keys (no secrets).
     List {
@@ -203,7 +203,7 @@ Examples:
 pub enum UserCommand {
     /// Add or update a user (roles and data access cap their personal tokens).
     #[command(
-        after_help = "Examples:\n  keycel user add alice --role analyst\n  keycel user add bob --role admin --role analyst --accounts acc_1,acc_2"
+        after_help = "Examples:\n  keycel user add alice --role editor\n  keycel user add bob --role admin --role editor --accounts acc_1,acc_2"
     )]
     Add {
         user: String,
