@@ -428,8 +428,9 @@ describe('bad input never kills the instance', () => {
     throwsKeycel(() => issueKey({ name: 'x', role: 'reader' }, NOW, { hash: { mCost: 1, tCost: 1, pCost: 1 } }), 'hash_error');
     throwsKeycel(() => issueKey({ name: 'x', role: 'reader' }, NOW, { hash: 'fastest' }), 'invalid_argument');
     throwsKeycel(() => issueKey({ name: 'x', role: 'reader' }, NOW, { prefix: 'BAD' }), 'invalid_argument');
-    const e = throwsKeycel(() => engine.issueKey({ name: 'x', role: 'no_such_role' }, NOW, { hash: CHEAP }), 'denied');
-    assert.equal(e.status, 400);
+    // A role the policy does not define is an invalid record, naming the field.
+    const e = throwsKeycel(() => engine.issueKey({ name: 'x', role: 'no_such_role' }, NOW, { hash: CHEAP }), 'invalid_record');
+    assert.match(e.message, /role/);
     throwsKeycel(() => engine.rotateKey(k.record, NOW, { grace: 'soon' }), 'invalid_argument');
     throwsKeycel(() => engine.rotateKey(k.record, NOW, { actor: 42 }), 'invalid_argument');
   });
