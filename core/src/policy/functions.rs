@@ -16,8 +16,24 @@ pub(crate) const SCOPE_QUERY: &str = "\0scope\0";
 /// Reserved resolver prefix for `in_account_scope`.
 pub(crate) const ACCOUNT_QUERY: &str = "\0account\0";
 
-fn ask(ftx: &FunctionContext, name: String) -> Result<bool, ExecutionError> {
-    let v: Option<CowVal> = ftx.ptx.get_variable(&name);
+/// Asks the resolver for `prefix ‖ arg`. The name is built on the stack when it fits (every
+/// valid scope and account id does), so the common call allocates nothing.
+fn ask(ftx: &FunctionContext, prefix: &str, arg: &str) -> Result<bool, ExecutionError> {
+    let mut buf = [0u8; 192];
+    let heap;
+    let name: &str = match buf.get_mut(..prefix.len() + arg.len()) {
+        Some(slot) => {
+            let (a, b) = slot.split_at_mut(prefix.len());
+            a.copy_from_slice(prefix.as_bytes());
+            b.copy_from_slice(arg.as_bytes());
+            std::str::from_utf8(slot).map_err(|_| ftx.error("invalid name"))?
+        }
+        None => {
+            heap = format!("{prefix}{arg}");
+            &heap
+        }
+    };
+    let v: Option<CowVal> = ftx.ptx.get_variable(name);
     match v.as_deref().and_then(|v| v.downcast_ref::<CelBool>()) {
         Some(b) => Ok(*b.inner()),
         None => Err(ftx.error("keycel facts are not available in this context")),
@@ -27,12 +43,12 @@ fn ask(ftx: &FunctionContext, name: String) -> Result<bool, ExecutionError> {
 /// `has_scope(s)`: the key's effective scopes (role + explicit, capped by the user for
 /// personal tokens) cover `s`.
 pub fn has_scope(ftx: &FunctionContext, scope: Arc<String>) -> Result<bool, ExecutionError> {
-    ask(ftx, format!("{SCOPE_QUERY}{scope}"))
+    ask(ftx, SCOPE_QUERY, &scope)
 }
 
 /// `in_account_scope(a)`: the key (and, for personal tokens, its user) may reach account `a`.
 pub fn in_account_scope(ftx: &FunctionContext, account: Arc<String>) -> Result<bool, ExecutionError> {
-    ask(ftx, format!("{ACCOUNT_QUERY}{account}"))
+    ask(ftx, ACCOUNT_QUERY, &account)
 }
 
 /// `ip_in(cidr)`: `request.ip` lies in `cidr` (IPv4 or IPv6; a bare address is a /32 or /128).
