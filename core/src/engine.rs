@@ -15,7 +15,7 @@ use crate::hash::{HashParams, HashPolicy};
 use crate::keyring::{actions, Actor, ManagementGuard, Target};
 use crate::limiter::{Lease, Limiter, LimiterConfig};
 use crate::policy::facts::Facts;
-use crate::policy::{functions, Effect, PolicyError, PolicySet};
+use crate::policy::{functions, Effect, PolicyError, PolicySet, Rule};
 use crate::record::{KeyKind, KeyRecord, RecordError, UserRecord};
 use crate::store::{Store, StoreError};
 use crate::time::{Duration, Timestamp};
@@ -273,15 +273,9 @@ impl Engine {
         if let Err(why) = request.validate() {
             return Decision::invalid_request(m, why);
         }
-        let user_scopes = match &key.kind {
-            KeyKind::Api => None,
-            KeyKind::Personal { user: owner } => match user {
-                Some(u) if &u.id == owner => Some(u.roles.iter().map(|r| self.policy.role_scopes(r)).collect()),
-                _ => return Decision::unauthorized(m, "personal token without its user"),
-            },
+        let Some(facts) = self.facts(key, user, request, now) else {
+            return Decision::unauthorized(m, "personal token without its user");
         };
-        let facts =
-            Facts { key, user, request, now: now.unix(), role_scopes: self.policy.role_scopes(&key.role), user_scopes };
         if let Some(account) = &request.account {
             if !facts.in_accounts(account) {
                 return Decision::not_found(
@@ -295,45 +289,28 @@ impl Engine {
         let mut ctx = root.new_inner_scope();
         ctx.set_variable_resolver(&facts);
 
-        let mut fired = Vec::new();
-        let mut failures = Vec::new();
-        for rule in self.policy.rules().iter().filter(|r| r.effect == Effect::Forbid && r.covers(&request.action)) {
-            match eval(rule, &ctx) {
-                Ok(true) => fired.push(rule),
-                Ok(false) => {}
-                Err(e) => failures.push((rule, e)),
-            }
-        }
-        if let Some((rule, e)) = failures.first() {
-            return Decision::forbidden(
+        let failed = |rule: &Rule, e: &str| {
+            Decision::forbidden(
                 m,
                 id,
                 codes::FORBIDDEN,
                 vec![rule.id.clone()],
                 format!("rule {} failed, denying: {e}", rule.id),
-            );
+            )
+        };
+        let (fired, failure) = self.run_rules(Effect::Forbid, &request.action, &ctx);
+        if let Some((rule, e)) = failure {
+            return failed(rule, &e);
         }
         if let Some(first) = fired.first() {
             let ids = fired.iter().map(|r| r.id.clone()).collect();
             return Decision::forbidden(m, id, &first.code, ids, format!("forbidden by {}", first.id));
         }
-        let mut allowed = Vec::new();
-        for rule in self.policy.rules().iter().filter(|r| r.effect == Effect::Allow && r.covers(&request.action)) {
-            match eval(rule, &ctx) {
-                Ok(true) => allowed.push(rule.id.clone()),
-                Ok(false) => {}
-                Err(e) => failures.push((rule, e)),
-            }
+        let (allowing, failure) = self.run_rules(Effect::Allow, &request.action, &ctx);
+        if let Some((rule, e)) = failure {
+            return failed(rule, &e);
         }
-        if let Some((rule, e)) = failures.first() {
-            return Decision::forbidden(
-                m,
-                id,
-                codes::FORBIDDEN,
-                vec![rule.id.clone()],
-                format!("rule {} failed, denying: {e}", rule.id),
-            );
-        }
+        let allowed: Vec<String> = allowing.iter().map(|r| r.id.clone()).collect();
         if allowed.is_empty() {
             let mut d = Decision::forbidden(
                 m,
@@ -350,6 +327,51 @@ impl Engine {
         }
         let reason = format!("allowed by {}", allowed.join(", "));
         Decision::allow(id, allowed, reason)
+    }
+
+    /// The view of one request that rules read; `None` for a personal token whose user is
+    /// missing (or another user's record was supplied).
+    fn facts<'a>(
+        &'a self,
+        key: &'a KeyRecord,
+        user: Option<&'a UserRecord>,
+        request: &'a Request,
+        now: Timestamp,
+    ) -> Option<Facts<'a>> {
+        let user_scopes = match &key.kind {
+            KeyKind::Api => None,
+            KeyKind::Personal { user: owner } => match user {
+                Some(u) if &u.id == owner => Some(u.roles.iter().map(|r| self.policy.role_scopes(r)).collect()),
+                _ => return None,
+            },
+        };
+        Some(Facts {
+            key,
+            user,
+            request,
+            now: now.unix(),
+            role_scopes: self.policy.role_scopes(&key.role),
+            user_scopes,
+        })
+    }
+
+    /// Evaluates every rule of `effect` that covers `action`: the rules that hold, and the
+    /// first evaluation failure (which denies).
+    fn run_rules<'r>(
+        &'r self,
+        effect: Effect,
+        action: &str,
+        ctx: &cel::Context<'_, '_>,
+    ) -> (Vec<&'r Rule>, Option<(&'r Rule, String)>) {
+        let mut held = Vec::new();
+        for rule in self.policy.rules().iter().filter(|r| r.effect == effect && r.covers(action)) {
+            match eval(rule, ctx) {
+                Ok(true) => held.push(rule),
+                Ok(false) => {}
+                Err(e) => return (held, Some((rule, e))),
+            }
+        }
+        (held, None)
     }
 
     fn management(
@@ -393,18 +415,9 @@ impl ManagementGuard for Engine {
             Actor::Operator(name) => Decision::allow(&format!("operator:{name}"), Vec::new(), "local operator"),
             Actor::Key { key, user } => {
                 if let (true, Some(t)) = (shaping, target.key) {
-                    let actor_facts = Facts {
-                        key,
-                        user: user.as_ref(),
-                        request: &Request::default(),
-                        now: now.unix(),
-                        role_scopes: self.policy.role_scopes(&key.role),
-                        user_scopes: match &key.kind {
-                            KeyKind::Api => None,
-                            KeyKind::Personal { .. } => Some(
-                                user.iter().flat_map(|u| u.roles.iter().map(|r| self.policy.role_scopes(r))).collect(),
-                            ),
-                        },
+                    let none = Request::default();
+                    let Some(actor_facts) = self.facts(key, user.as_ref(), &none, now) else {
+                        return Decision::unauthorized(m, "personal token without its user");
                     };
                     let mine = actor_facts.effective_scopes();
                     let wanted = self.policy.role_scopes(&t.role).iter().chain(t.scopes.iter());

@@ -194,23 +194,6 @@ impl<'a> Facts<'a> {
         if let Some(account) = name.strip_prefix(ACCOUNT_QUERY) {
             return Some(Box::new(CelBool::from(self.in_accounts(account))));
         }
-        const KEY: &[&str] = &[
-            "id",
-            "name",
-            "description",
-            "kind",
-            "role",
-            "user",
-            "scopes",
-            "accounts",
-            "all_accounts",
-            "active",
-            "metadata",
-            "created_at",
-            "expires_at",
-        ];
-        const USER: &[&str] = &["id", "roles", "accounts", "all_accounts"];
-        const REQUEST: &[&str] = &["action", "account", "method", "path", "ip", "attributes"];
         match name.split_once('.') {
             None => match name {
                 "now" => Some(Box::new(CelInt::from(self.now))),
