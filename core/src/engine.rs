@@ -15,7 +15,7 @@ use crate::hash::{HashParams, HashPolicy};
 use crate::keyring::{actions, Actor, ManagementGuard, Target};
 use crate::limiter::{Lease, Limiter, LimiterConfig};
 use crate::policy::facts::Facts;
-use crate::policy::{functions, Effect, PolicyError, PolicySet, Rule};
+use crate::policy::{functions, Effect, Native, PolicyError, PolicySet, Rule};
 use crate::record::{KeyKind, KeyRecord, RecordError, UserRecord};
 use crate::store::{Store, StoreError};
 use crate::time::{Duration, Timestamp};
@@ -298,7 +298,7 @@ impl Engine {
                 format!("rule {} failed, denying: {e}", rule.id),
             )
         };
-        let (fired, failure) = self.run_rules(Effect::Forbid, &request.action, &ctx);
+        let (fired, failure) = self.run_rules(Effect::Forbid, &facts, &ctx);
         if let Some((rule, e)) = failure {
             return failed(rule, &e);
         }
@@ -306,7 +306,7 @@ impl Engine {
             let ids = fired.iter().map(|r| r.id.clone()).collect();
             return Decision::forbidden(m, id, &first.code, ids, format!("forbidden by {}", first.id));
         }
-        let (allowing, failure) = self.run_rules(Effect::Allow, &request.action, &ctx);
+        let (allowing, failure) = self.run_rules(Effect::Allow, &facts, &ctx);
         if let Some((rule, e)) = failure {
             return failed(rule, &e);
         }
@@ -360,12 +360,12 @@ impl Engine {
     fn run_rules<'r>(
         &'r self,
         effect: Effect,
-        action: &str,
+        facts: &Facts<'_>,
         ctx: &cel::Context<'_, '_>,
     ) -> (Vec<&'r Rule>, Option<(&'r Rule, String)>) {
         let mut held = Vec::new();
-        for rule in self.policy.rules().iter().filter(|r| r.effect == effect && r.covers(action)) {
-            match eval(rule, ctx) {
+        for rule in self.policy.rules().iter().filter(|r| r.effect == effect && r.covers(&facts.request.action)) {
+            match eval(rule, facts, ctx) {
                 Ok(true) => held.push(rule),
                 Ok(false) => {}
                 Err(e) => return (held, Some((rule, e))),
@@ -396,7 +396,10 @@ impl Engine {
     }
 }
 
-fn eval(rule: &crate::policy::Rule, ctx: &cel::Context<'_, '_>) -> Result<bool, String> {
+fn eval(rule: &crate::policy::Rule, facts: &Facts<'_>, ctx: &cel::Context<'_, '_>) -> Result<bool, String> {
+    if let Some(Native::ScopeCoversAction) = rule.native {
+        return Ok(facts.has_scope(&facts.request.action));
+    }
     let Some(program) = &rule.program else { return Ok(true) };
     match program.execute(ctx) {
         Ok(cel::Value::Bool(b)) => Ok(b),
@@ -467,5 +470,52 @@ mod tests {
     #[test]
     fn engine_is_send_and_sync() {
         assert_send_sync::<Engine>();
+    }
+
+    /// The natively compiled `has_scope(request.action)` decides exactly like the interpreter.
+    #[test]
+    fn native_conditions_decide_like_the_interpreter() {
+        use crate::record::AccountScope;
+        let native = Engine::default_policy().unwrap();
+        assert!(native.policy().rules().iter().any(|r| r.native == Some(Native::ScopeCoversAction)));
+        let interpreted = Engine::new(PolicySet::default_policy().unwrap().interpret_only()).unwrap();
+        let now = Timestamp::from_unix(1_795_000_000).unwrap();
+        let base = crate::policy::testing::fixture_key("k", "reader", now).unwrap();
+        let users = [
+            None,
+            Some(UserRecord::new("u", ["viewer".to_string()], AccountScope::All).unwrap()),
+            Some(UserRecord::new("u", ["admin".to_string()], AccountScope::parse_list("acc_1").unwrap()).unwrap()),
+        ];
+        let mut compared = 0;
+        for role in ["reader", "editor", "admin", "integration", "viewer"] {
+            for extra in [None, Some("api.write"), Some("admin.*")] {
+                for (ui, user) in users.iter().enumerate() {
+                    let mut key = base.clone();
+                    key.role = role.to_string();
+                    key.scopes = extra.map(|s| s.to_string()).into_iter().collect();
+                    if ui > 0 {
+                        key.kind = KeyKind::Personal { user: "u".into() };
+                    }
+                    for action in [
+                        "api.read",
+                        "api.write",
+                        "admin.account.create",
+                        "keys.create",
+                        "users.remove",
+                        "keys.create.api",
+                    ] {
+                        for path in [None, Some("/admin/x"), Some("/v1/x")] {
+                            let mut req = Request::new(action);
+                            req.path = path.map(str::to_string);
+                            let a = native.decide(&key, user.as_ref(), &req, now);
+                            let b = interpreted.decide(&key, user.as_ref(), &req, now);
+                            assert_eq!(a, b, "{role} {extra:?} user#{ui} {action} {path:?}");
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 5 * 3 * 3 * 6 * 3);
     }
 }

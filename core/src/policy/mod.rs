@@ -81,10 +81,34 @@ pub struct Rule {
     pub when: String,
     /// Compiled condition; `None` means always true.
     pub(crate) program: Option<cel::Program>,
+    /// The condition recognised as an idiom the engine evaluates without the CEL interpreter
+    /// (same function, same result; see [`Native`]).
+    pub(crate) native: Option<Native>,
     /// Why it exists.
     pub description: String,
     /// Error code for forbids.
     pub code: String,
+}
+
+/// Conditions common enough to compile to a direct call. The call is the very function the
+/// CEL binding of `has_scope` answers from (`Facts::has_scope`), so the result cannot differ;
+/// it only skips the interpreter's name resolution and allocations on the hottest rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Native {
+    /// `has_scope(request.action)`.
+    ScopeCoversAction,
+}
+
+impl Native {
+    fn recognise(program: &cel::Program) -> Option<Native> {
+        use cel::common::ast::Expr;
+        let Expr::Call(call) = &program.expression().expr else { return None };
+        let [arg] = call.args.as_slice() else { return None };
+        let is_request_action = matches!(&arg.expr, Expr::Select(s)
+            if !s.test && s.field == "action" && matches!(&s.operand.expr, Expr::Ident(v) if v == "request"));
+        (call.func_name == "has_scope" && call.target.is_none() && is_request_action)
+            .then_some(Native::ScopeCoversAction)
+    }
 }
 
 impl Rule {
@@ -297,6 +321,13 @@ impl PolicySet {
         &self.rules
     }
 
+    /// Turns native evaluation off, so tests can compare it with the interpreter.
+    #[cfg(test)]
+    pub(crate) fn interpret_only(mut self) -> Self {
+        self.rules.iter_mut().for_each(|r| r.native = None);
+        self
+    }
+
     /// The run limits.
     pub fn limits(&self) -> &LimitsDoc {
         &self.doc.limits
@@ -328,12 +359,14 @@ fn compile_rule(
         None | Some("true") => None,
         Some(src) => Some(expr::compile(src, limits).map_err(|e| (e.message, Some((e.line, e.column))))?),
     };
+    let native = program.as_ref().and_then(Native::recognise);
     Ok(Rule {
         id: r.id.clone(),
         effect,
         actions: r.actions.clone(),
         when: r.when.clone().unwrap_or_else(|| "true".to_string()),
         program,
+        native,
         description: r.description.clone(),
         code: r.code.clone().unwrap_or_else(|| crate::decision::codes::FORBIDDEN.to_string()),
     })

@@ -139,6 +139,21 @@ fn fixture_id(label: &str) -> Result<ClientId, String> {
     ClientId::parse_any(&format!("kc_{sum}fixture000")).map_err(|e| e.to_string())
 }
 
+/// A fixture API key with a fixed id derived from `label` and a placeholder hash (decisions
+/// only: it can never authenticate).
+pub fn fixture_key(label: &str, role: &str, now: Timestamp) -> Result<KeyRecord, String> {
+    let f = KeyFixture {
+        role: role.to_string(),
+        kind: api(),
+        user: None,
+        scopes: BTreeSet::new(),
+        accounts: AccountScope::All,
+        metadata: BTreeMap::new(),
+        expires_at: None,
+    };
+    build_key(label, &f, now)
+}
+
 fn build_key(label: &str, f: &KeyFixture, now: Timestamp) -> Result<KeyRecord, String> {
     let kind = match (f.kind.as_str(), &f.user) {
         ("api", None) => KeyKind::Api,
