@@ -141,7 +141,7 @@ impl Lease {
 pub(crate) struct Decision {
     pub(crate) inner: keycel::Decision,
     lease: Option<Arc<LeaseCell>>,
-    key: Option<keycel::KeyRecord>,
+    key: Option<Arc<keycel::KeyRecord>>,
     /// The Python view of `key`, made on first access.
     key_py: Mutex<Option<Py<KeyRecord>>>,
     needs_rehash: bool,
@@ -156,7 +156,7 @@ impl Decision {
     pub(crate) fn full(
         inner: keycel::Decision,
         lease: Option<keycel::limiter::Lease>,
-        key: Option<keycel::KeyRecord>,
+        key: Option<Arc<keycel::KeyRecord>>,
         needs_rehash: bool,
     ) -> Self {
         let lease = lease.map(|l| Arc::new(LeaseCell::new(l)));
@@ -165,7 +165,7 @@ impl Decision {
 
     /// The authenticated key's record, if any.
     pub(crate) fn key_record(&self) -> Option<keycel::KeyRecord> {
-        self.key.clone()
+        self.key.as_deref().cloned()
     }
 
     fn release_lease(&self) -> bool {
@@ -221,7 +221,7 @@ impl Decision {
         if let Some(obj) = cached.as_ref() {
             return Ok(Some(obj.clone_ref(py)));
         }
-        let obj = Py::new(py, KeyRecord::new(k.clone()))?;
+        let obj = Py::new(py, KeyRecord::new(keycel::KeyRecord::clone(k)))?;
         *cached = Some(obj.clone_ref(py));
         Ok(Some(obj))
     }

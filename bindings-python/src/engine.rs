@@ -51,11 +51,11 @@ fn engine_error(e: &EngineError, origin: &str) -> PyErr {
 struct StoreLookup<'a>(&'a dyn Store);
 
 impl Lookup for StoreLookup<'_> {
-    fn key(&self, id: &str) -> Result<Option<keycel::KeyRecord>, StoreError> {
-        self.0.get_key(id)
+    fn key(&self, id: &str) -> Result<Option<Arc<keycel::KeyRecord>>, StoreError> {
+        self.0.get_key_shared(id)
     }
-    fn user(&self, id: &str) -> Result<Option<keycel::UserRecord>, StoreError> {
-        self.0.get_user(id)
+    fn user(&self, id: &str) -> Result<Option<Arc<keycel::UserRecord>>, StoreError> {
+        self.0.get_user_shared(id)
     }
 }
 

@@ -230,7 +230,7 @@ fn parse_authorization(v: &str) -> Result<Option<Auth<'_>>, CredentialError> {
         Ok(Some(Auth::Basic(rest)))
     } else if scheme.eq_ignore_ascii_case("bearer") {
         // RFC 6750 token68: our tokens are base62 and `_`, anything else is malformed.
-        if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if rest.is_empty() || !crate::base62::all_bytes(rest.as_bytes(), |b| b.is_ascii_alphanumeric() | (b == b'_')) {
             return Err(CredentialError::Invalid(TokenError::Malformed));
         }
         Ok(Some(Auth::Bearer(rest)))

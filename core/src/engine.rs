@@ -21,23 +21,25 @@ use crate::store::{Store, StoreError};
 use crate::time::{Duration, Timestamp};
 use crate::token::TokenFormat;
 use std::fmt;
+use std::sync::Arc;
 
 pub use crate::request::Request;
 
-/// Where the engine finds records during `authorize`. Every [`Store`] is one.
+/// Where the engine finds records during `authorize`. Every [`Store`] is one. Records come
+/// back shared, so a store that keeps them in memory costs a reference count per request.
 pub trait Lookup {
     /// The key with this client id.
-    fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    fn key(&self, id: &str) -> Result<Option<Arc<KeyRecord>>, StoreError>;
     /// The user with this id.
-    fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    fn user(&self, id: &str) -> Result<Option<Arc<UserRecord>>, StoreError>;
 }
 
 impl<T: Store + ?Sized> Lookup for T {
-    fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        self.get_key(id)
+    fn key(&self, id: &str) -> Result<Option<Arc<KeyRecord>>, StoreError> {
+        self.get_key_shared(id)
     }
-    fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.get_user(id)
+    fn user(&self, id: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        self.get_user_shared(id)
     }
 }
 
@@ -50,9 +52,9 @@ pub struct Authorization {
     /// Held while the request runs; `Some` only when allowed.
     pub lease: Option<Lease>,
     /// The key record, when authentication succeeded.
-    pub key: Option<KeyRecord>,
+    pub key: Option<Arc<KeyRecord>>,
     /// The user, for personal tokens.
-    pub user: Option<UserRecord>,
+    pub user: Option<Arc<UserRecord>>,
     /// Authentication details (`needs_rehash`, `cache_hit`, method).
     pub authenticated: Option<Authenticated>,
 }
@@ -226,7 +228,7 @@ impl Engine {
             },
             None => None,
         };
-        let mut a = self.authorize_credentials(&creds, record.as_ref(), user.as_ref(), request, now);
+        let mut a = self.authorize_credentials(&creds, record.as_deref(), user.as_deref(), request, now);
         if a.authenticated.is_some() {
             a.key = record;
             a.user = user;
@@ -298,20 +300,18 @@ impl Engine {
                 format!("rule {} failed, denying: {e}", rule.id),
             )
         };
-        let (fired, failure) = self.run_rules(Effect::Forbid, &facts, &ctx);
+        let (forbidding, failure) = self.run_rules(Effect::Forbid, &facts, &ctx);
         if let Some((rule, e)) = failure {
             return failed(rule, &e);
         }
-        if let Some(first) = fired.first() {
-            let ids = fired.iter().map(|r| r.id.clone()).collect();
-            return Decision::forbidden(m, id, &first.code, ids, format!("forbidden by {}", first.id));
+        if let Some(first) = forbidding.first {
+            return Decision::forbidden(m, id, &first.code, forbidding.ids, format!("forbidden by {}", first.id));
         }
         let (allowing, failure) = self.run_rules(Effect::Allow, &facts, &ctx);
         if let Some((rule, e)) = failure {
             return failed(rule, &e);
         }
-        let allowed: Vec<String> = allowing.iter().map(|r| r.id.clone()).collect();
-        if allowed.is_empty() {
+        if allowing.ids.is_empty() {
             let mut d = Decision::forbidden(
                 m,
                 id,
@@ -325,8 +325,8 @@ impl Engine {
             ));
             return d;
         }
-        let reason = format!("allowed by {}", allowed.join(", "));
-        Decision::allow(id, allowed, reason)
+        let reason = joined("allowed by ", &allowing.ids);
+        Decision::allow(id, allowing.ids, reason)
     }
 
     /// The view of one request that rules read; `None` for a personal token whose user is
@@ -362,11 +362,14 @@ impl Engine {
         effect: Effect,
         facts: &Facts<'_>,
         ctx: &cel::Context<'_, '_>,
-    ) -> (Vec<&'r Rule>, Option<(&'r Rule, String)>) {
-        let mut held = Vec::new();
+    ) -> (Fired<'r>, Option<(&'r Rule, String)>) {
+        let mut held = Fired { first: None, ids: Vec::new() };
         for rule in self.policy.rules().iter().filter(|r| r.effect == effect && r.covers(&facts.request.action)) {
             match eval(rule, facts, ctx) {
-                Ok(true) => held.push(rule),
+                Ok(true) => {
+                    held.first.get_or_insert(rule);
+                    held.ids.push(rule.id.clone());
+                }
                 Ok(false) => {}
                 Err(e) => return (held, Some((rule, e))),
             }
@@ -394,6 +397,25 @@ impl Engine {
         }
         self.decide(key, user, &req, now)
     }
+}
+
+/// The rules of one effect that held: the first (whose code a forbid answers with) and all ids.
+struct Fired<'r> {
+    first: Option<&'r Rule>,
+    ids: Vec<String>,
+}
+
+/// `head` followed by the ids, comma-separated, in one allocation.
+fn joined(head: &str, ids: &[String]) -> String {
+    let mut out = String::with_capacity(head.len() + ids.iter().map(|i| i.len() + 2).sum::<usize>());
+    out.push_str(head);
+    for (n, i) in ids.iter().enumerate() {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(i);
+    }
+    out
 }
 
 fn eval(rule: &crate::policy::Rule, facts: &Facts<'_>, ctx: &cel::Context<'_, '_>) -> Result<bool, String> {

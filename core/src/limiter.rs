@@ -38,7 +38,8 @@ struct Slot {
 
 #[derive(Debug, Default)]
 struct Inner {
-    keys: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
+    /// Key ids are shared with the leases, so taking a lease copies no string.
+    keys: Mutex<HashMap<Arc<str>, Arc<Mutex<Slot>>>>,
     next_id: AtomicU64,
 }
 
@@ -67,7 +68,7 @@ pub struct Limiter {
 pub struct Lease {
     slot: Arc<Mutex<Slot>>,
     id: u64,
-    key_id: String,
+    key_id: Arc<str>,
     expires_at: Timestamp,
     released: bool,
 }
@@ -130,14 +131,15 @@ impl Limiter {
     /// Takes a slot for `key_id` under `limit` (the key's own, else the default).
     pub fn acquire(&self, key_id: &str, limit: Option<u32>, now: Timestamp) -> Result<Lease, Busy> {
         let limit = limit.unwrap_or(self.config.default_limit).max(1);
-        let slot = {
+        let (name, slot) = {
             let mut keys = lock(&self.inner.keys);
-            match keys.get(key_id) {
-                Some(s) => Arc::clone(s),
+            match keys.get_key_value(key_id) {
+                Some((k, s)) => (Arc::clone(k), Arc::clone(s)),
                 None => {
+                    let k: Arc<str> = Arc::from(key_id);
                     let s = Arc::new(Mutex::new(Slot::default()));
-                    keys.insert(key_id.to_string(), Arc::clone(&s));
-                    s
+                    keys.insert(Arc::clone(&k), Arc::clone(&s));
+                    (k, s)
                 }
             }
         };
@@ -153,7 +155,7 @@ impl Limiter {
             }
             s.held.push((id, expires_at));
         }
-        Ok(Lease { slot, id, key_id: key_id.to_string(), expires_at, released: false })
+        Ok(Lease { slot, id, key_id: name, expires_at, released: false })
     }
 
     /// Leases in flight for a key (expired ones included until reclaimed).

@@ -71,14 +71,14 @@ impl Request {
     /// Checks the bounds that keep policy evaluation cheap: a scope-shaped action without
     /// wildcards, at most 64 attributes of at most 4 KiB each.
     pub fn validate(&self) -> Result<(), String> {
-        if !crate::record::valid_scope(&self.action) || self.action.contains('*') {
+        if !crate::record::valid_scope(&self.action) || self.action.as_bytes().contains(&b'*') {
             return Err(format!("action {:?} is not a dotted name like api.read", self.action));
         }
         if self.attributes.len() > MAX_ATTRIBUTES {
             return Err(format!("at most {MAX_ATTRIBUTES} attributes"));
         }
         for (k, v) in &self.attributes {
-            if serde_json::to_string(v).map_or(true, |s| s.len() > MAX_ATTRIBUTE_BYTES) {
+            if !fits_json(v, MAX_ATTRIBUTE_BYTES) {
                 return Err(format!("attribute {k:?} is larger than {MAX_ATTRIBUTE_BYTES} bytes"));
             }
         }
@@ -88,5 +88,38 @@ impl Request {
             }
         }
         Ok(())
+    }
+}
+
+/// True when `v` serialized as JSON takes at most `limit` bytes; stops writing at the limit
+/// instead of building the whole string.
+fn fits_json(v: &serde_json::Value, limit: usize) -> bool {
+    struct Counter {
+        left: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.left = self.left.checked_sub(buf.len()).ok_or_else(|| std::io::Error::other("too large"))?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(Counter { left: limit }, v).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_size_limit_is_exact() {
+        let at = |n: usize| Request::new("api.read").attribute("a", serde_json::Value::String("x".repeat(n)));
+        // A string serializes with two quotes around it.
+        assert!(at(MAX_ATTRIBUTE_BYTES - 2).validate().is_ok());
+        assert!(at(MAX_ATTRIBUTE_BYTES - 1).validate().is_err());
+        assert!(Request::new("api.*").validate().is_err());
+        assert!(Request::new("api..read").validate().is_err());
     }
 }

@@ -6,7 +6,7 @@
 use crate::record::{KeyKind, KeyRecord, RecordError, UserRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// A store failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +70,15 @@ impl KeyFilter {
 pub trait Store: Send + Sync {
     /// A key by client id.
     fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// A key by client id, shared: what `authorize` reads on every request. Stores that keep
+    /// records in memory hand out a reference count instead of a copy.
+    fn get_key_shared(&self, id: &str) -> Result<Option<Arc<KeyRecord>>, StoreError> {
+        Ok(self.get_key(id)?.map(Arc::new))
+    }
+    /// A user by id, shared (see [`Store::get_key_shared`]).
+    fn get_user_shared(&self, id: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        Ok(self.get_user(id)?.map(Arc::new))
+    }
     /// Adds a new key; `AlreadyExists` if the id is or ever was in use.
     fn insert_key(&self, record: &KeyRecord) -> Result<(), StoreError>;
     /// Replaces a key if its stored version is still `expected_version`.
@@ -91,8 +100,8 @@ pub trait Store: Send + Sync {
 
 #[derive(Debug, Default)]
 struct State {
-    keys: BTreeMap<String, KeyRecord>,
-    users: BTreeMap<String, UserRecord>,
+    keys: BTreeMap<String, Arc<KeyRecord>>,
+    users: BTreeMap<String, Arc<UserRecord>>,
     retired: BTreeSet<String>,
 }
 
@@ -119,7 +128,15 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self.read().keys.get(id).map(|r| KeyRecord::clone(r)))
+    }
+
+    fn get_key_shared(&self, id: &str) -> Result<Option<Arc<KeyRecord>>, StoreError> {
         Ok(self.read().keys.get(id).cloned())
+    }
+
+    fn get_user_shared(&self, id: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        Ok(self.read().users.get(id).cloned())
     }
 
     fn insert_key(&self, record: &KeyRecord) -> Result<(), StoreError> {
@@ -128,7 +145,7 @@ impl Store for MemoryStore {
         if s.keys.contains_key(id) || s.retired.contains(id) {
             return Err(StoreError::AlreadyExists(id.to_string()));
         }
-        s.keys.insert(id.to_string(), record.clone());
+        s.keys.insert(id.to_string(), Arc::new(record.clone()));
         Ok(())
     }
 
@@ -139,7 +156,7 @@ impl Store for MemoryStore {
         if cur.version != expected_version {
             return Err(StoreError::Conflict { id: id.to_string(), expected: expected_version, found: cur.version });
         }
-        *cur = record.clone();
+        *cur = Arc::new(record.clone());
         Ok(())
     }
 
@@ -153,15 +170,15 @@ impl Store for MemoryStore {
     }
 
     fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
-        Ok(self.read().keys.values().filter(|r| filter.matches(r)).cloned().collect())
+        Ok(self.read().keys.values().filter(|r| filter.matches(r)).map(|r| KeyRecord::clone(r)).collect())
     }
 
     fn get_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
-        Ok(self.read().users.get(id).cloned())
+        Ok(self.read().users.get(id).map(|u| UserRecord::clone(u)))
     }
 
     fn put_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        self.write().users.insert(user.id.clone(), user.clone());
+        self.write().users.insert(user.id.clone(), Arc::new(user.clone()));
         Ok(())
     }
 
@@ -185,7 +202,7 @@ impl Store for MemoryStore {
     }
 
     fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        Ok(self.read().users.values().cloned().collect())
+        Ok(self.read().users.values().map(|u| UserRecord::clone(u)).collect())
     }
 }
 
