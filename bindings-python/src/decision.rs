@@ -44,7 +44,7 @@ impl Ready {
 #[derive(Debug)]
 pub(crate) struct LeaseCell {
     id: u64,
-    key_id: String,
+    key_id: Arc<str>,
     expires_at: keycel::Timestamp,
     inner: Mutex<Option<keycel::limiter::Lease>>,
 }
@@ -53,7 +53,7 @@ impl LeaseCell {
     fn new(lease: keycel::limiter::Lease) -> Self {
         LeaseCell {
             id: lease.id(),
-            key_id: lease.key_id().to_string(),
+            key_id: lease.key_id_shared(),
             expires_at: lease.expires_at(),
             inner: Mutex::new(Some(lease)),
         }

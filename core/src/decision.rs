@@ -1,6 +1,7 @@
 //! The answer a host turns into an HTTP response. A decision is a value, never an error:
 //! denials carry their status, code, client message, headers and an audit reason.
 
+use alloc::borrow::Cow;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -71,8 +72,9 @@ pub struct Decision {
     pub status: u16,
     /// Machine-readable error code, `None` when allowed or when credentials were missing.
     pub code: Option<String>,
-    /// Client-facing message (never says *why* a credential failed).
-    pub message: String,
+    /// Client-facing message (never says *why* a credential failed). Borrowed for the fixed
+    /// `OK` of an allowed request, so the hot path allocates nothing for it.
+    pub message: Cow<'static, str>,
     /// Response headers (`WWW-Authenticate`, `Retry-After`).
     pub headers: Vec<(String, String)>,
     /// The authenticated key, when there is one.
@@ -90,7 +92,7 @@ impl Decision {
             allowed: true,
             status: 200,
             code: None,
-            message: "OK".to_string(),
+            message: Cow::Borrowed("OK"),
             headers: Vec::new(),
             key_id: Some(key_id.to_string()),
             matched_rules,
@@ -175,7 +177,7 @@ impl Decision {
             allowed: false,
             status,
             code: code.map(str::to_string),
-            message: message.to_string(),
+            message: Cow::Owned(message.to_string()),
             headers,
             key_id: None,
             matched_rules: Vec::new(),

@@ -84,6 +84,11 @@ impl Lease {
         &self.key_id
     }
 
+    /// The key id, shared (for hosts that keep it beyond the lease).
+    pub fn key_id_shared(&self) -> Arc<str> {
+        Arc::clone(&self.key_id)
+    }
+
     /// After this instant the slot can be reclaimed even if never released.
     pub fn expires_at(&self) -> Timestamp {
         self.expires_at

@@ -21,6 +21,7 @@ use crate::base62;
 use crate::secret::Secret;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use core::fmt;
 use rand_core::TryCryptoRng;
 use serde::{Deserialize, Serialize};
@@ -72,10 +73,11 @@ impl fmt::Display for TokenError {
 
 impl core::error::Error for TokenError {}
 
-/// A public client id, `{prefix}_{16 base62}`. Also the record id.
+/// A public client id, `{prefix}_{16 base62}`. Also the record id. Shared text: the id is
+/// copied into every authentication result and lease, so a clone is a reference count.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct ClientId(String);
+pub struct ClientId(Arc<str>);
 
 impl ClientId {
     /// The id text.
@@ -86,7 +88,7 @@ impl ClientId {
     /// Checks the shape (any valid prefix) without a configured format.
     pub fn parse_any(s: &str) -> Result<Self, TokenError> {
         id_prefix(s)?;
-        Ok(ClientId(s.to_string()))
+        Ok(ClientId(Arc::from(s)))
     }
 }
 
@@ -197,7 +199,7 @@ impl TokenFormat {
     /// Issues a new client id and secret from a CSPRNG.
     pub fn issue<R: TryCryptoRng + ?Sized>(&self, rng: &mut R) -> Result<IssuedKey, TokenError> {
         let id = base62::random(rng, ID_LEN).map_err(|_| TokenError::Rng)?;
-        let client_id = ClientId(format!("{}_{}", self.prefix, id));
+        let client_id = ClientId(Arc::from(format!("{}_{}", self.prefix, id)));
         let secret = self.new_secret(&client_id, rng)?;
         Ok(IssuedKey { client_id, secret })
     }
@@ -219,7 +221,7 @@ impl TokenFormat {
         if id_prefix(s)? != self.prefix {
             return Err(TokenError::WrongPrefix);
         }
-        Ok(ClientId(s.to_string()))
+        Ok(ClientId(Arc::from(s)))
     }
 
     /// Checks a client id and secret key that arrived separately (header pair, Basic user+password).
@@ -279,7 +281,7 @@ impl TokenFormat {
         if sum != u64::from(crc32fast::hash(head.as_bytes())) {
             return None;
         }
-        let id = ClientId(token.get(..id_end)?.to_string());
+        let id = ClientId(Arc::from(token.get(..id_end)?));
         Some((id, Secret::new(token.get(id_end + 1..)?.to_string())))
     }
 }
