@@ -6,8 +6,8 @@
 //!
 //! The digest is BLAKE3's keyed mode (a PRF under a 32-byte key) over `len(client id) ‖
 //! client id ‖ secret`. The input of a default-format token (58 bytes) fits one 64-byte block,
-//! so a hit costs one 7-round compression with SIMD: about 400 instructions, where one BLAKE2b
-//! block cost 1,900 (measured with callgrind, `core/examples/hot_paths.rs`).
+//! so a hit costs one 7-round compression with SIMD: about 750 instructions with the copy into
+//! the buffer, where one BLAKE2b block cost 1,900 (callgrind, `core/examples/hot_paths.rs`).
 //!
 //! The digest key is drawn from the OS once per cache, on first use (not at construction,
 //! because edge runtimes forbid randomness at module top level). If the OS RNG fails the cache

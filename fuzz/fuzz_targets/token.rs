@@ -1,9 +1,10 @@
 //! Token and client-id parsing. Properties: never panics; an accepted token is exactly
 //! `{client id}_{secret}`, passes `check_pair`, and any single-character change to an
-//! accepted token is refused (the checksum catches typos).
+//! accepted token is refused (the checksum catches typos); `parse_token`'s one-pass path
+//! answers exactly like the careful split-then-`check_pair` path, errors included.
 #![no_main]
 
-use keycel::token::{ClientId, TokenFormat};
+use keycel::token::{ClientId, TokenError, TokenFormat, MAX_TOKEN_LEN};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,9 +12,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = ClientId::parse_any(text);
     for format in [TokenFormat::default(), TokenFormat::with_prefix("acme").expect("valid prefix")] {
         let _ = format.parse_client_id(text);
-        if let Some((id, secret)) = text.rsplit_once('_') {
-            let _ = format.check_pair(id, secret);
-        }
+        let careful = if text.len() > MAX_TOKEN_LEN {
+            Err(TokenError::TooLong)
+        } else {
+            text.rsplit_once('_').ok_or(TokenError::Malformed).and_then(|(id, secret)| format.check_pair(id, secret))
+        };
+        assert_eq!(format.parse_token(text).map(|(id, _)| id), careful);
         if let Ok((id, secret)) = format.parse_token(text) {
             assert_eq!(format!("{}_{}", id, secret.expose()), text);
             assert_eq!(format.check_pair(id.as_str(), secret.expose()).ok(), Some(id.clone()));
