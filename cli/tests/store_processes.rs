@@ -12,7 +12,7 @@ use keycel::sqlite::SqliteStore;
 use keycel::store::{KeyFilter, Store, StoreError};
 use keycel::time::Timestamp;
 use keycel::token::ClientId;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -32,23 +32,9 @@ fn id(tag: char, n: u64) -> ClientId {
 fn record(id: ClientId, kind: KeyKind) -> KeyRecord {
     let t = Timestamp::from_unix(1_800_000_000).unwrap();
     KeyRecord {
-        id,
-        name: "proc".into(),
         description: "x".repeat(200),
-        kind,
-        role: "admin".into(),
         scopes: ["api.read".to_string()].into_iter().collect(),
-        accounts: AccountScope::All,
-        active: true,
-        created_at: t,
-        updated_at: t,
-        expires_at: None,
-        rotated_at: None,
-        secret_hash: PhcHash::parse(PHC).unwrap(),
-        previous_secret: None,
-        max_concurrent: None,
-        metadata: BTreeMap::new(),
-        version: 1,
+        ..KeyRecord::new(id, "proc", kind, "admin", PhcHash::parse(PHC).unwrap(), t)
     }
 }
 

@@ -8,35 +8,16 @@ use keycel::auth::{AuthConfig, Authenticator};
 use keycel::cache::CacheConfig;
 use keycel::hash::{HashParams, HashPolicy};
 use keycel::limiter::Limiter;
-use keycel::record::{AccountScope, KeyKind, KeyRecord};
+use keycel::record::{KeyKind, KeyRecord};
 use keycel::test_rng::TestRng;
 use keycel::time::Timestamp;
 use keycel::token::{IssuedKey, TokenFormat};
-use std::collections::BTreeMap;
 use std::hint::black_box;
 
 fn record(key: &IssuedKey, params: HashParams, now: Timestamp) -> KeyRecord {
     let hash =
         HashPolicy::with_params(params).unwrap().hash(key.secret.expose().as_bytes(), &mut TestRng::new(2)).unwrap();
-    KeyRecord {
-        id: key.client_id.clone(),
-        name: "bench".into(),
-        description: String::new(),
-        kind: KeyKind::Api,
-        role: "integration".into(),
-        scopes: Default::default(),
-        accounts: AccountScope::All,
-        active: true,
-        created_at: now,
-        updated_at: now,
-        expires_at: None,
-        rotated_at: None,
-        secret_hash: hash,
-        previous_secret: None,
-        max_concurrent: None,
-        metadata: BTreeMap::new(),
-        version: 1,
-    }
+    KeyRecord::new(key.client_id.clone(), "bench", KeyKind::Api, "integration", hash, now)
 }
 
 fn authenticator(params: HashParams, cache: bool) -> Authenticator {

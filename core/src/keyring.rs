@@ -408,23 +408,14 @@ impl Keyring {
         let issued = self.format.issue(&mut rng).map_err(KeyringError::Token)?;
         let secret_hash = self.hash.hash(issued.secret.expose().as_bytes(), &mut rng).map_err(KeyringError::Hash)?;
         let record = KeyRecord {
-            id: issued.client_id.clone(),
-            name: new.name,
             description: new.description,
-            kind: new.kind,
-            role: new.role,
             scopes: new.scopes,
             accounts: new.accounts,
             active: new.active,
-            created_at: now,
-            updated_at: now,
             expires_at: new.expires_in.map(|d| now.plus(d)),
-            rotated_at: None,
-            secret_hash,
-            previous_secret: None,
             max_concurrent: new.max_concurrent,
             metadata: new.metadata,
-            version: 1,
+            ..KeyRecord::new(issued.client_id.clone(), new.name, new.kind, new.role, secret_hash, now)
         };
         record.validate()?;
         self.guard.validate_key(&record)?;

@@ -324,6 +324,38 @@ fn shorten(s: &str) -> &str {
 }
 
 impl KeyRecord {
+    /// A record with the state a new key starts in: active, every account, no extra scopes,
+    /// no expiry, no rotation, version 1. Set other fields with struct-update syntax
+    /// (`KeyRecord { scopes, ..KeyRecord::new(..) }`), then [`KeyRecord::validate`].
+    pub fn new(
+        id: ClientId,
+        name: impl Into<String>,
+        kind: KeyKind,
+        role: impl Into<String>,
+        secret_hash: PhcHash,
+        now: Timestamp,
+    ) -> Self {
+        KeyRecord {
+            id,
+            name: name.into(),
+            description: String::new(),
+            kind,
+            role: role.into(),
+            scopes: BTreeSet::new(),
+            accounts: AccountScope::All,
+            active: true,
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            rotated_at: None,
+            secret_hash,
+            previous_secret: None,
+            max_concurrent: None,
+            metadata: BTreeMap::new(),
+            version: 1,
+        }
+    }
+
     /// Checks every field; the single gate every record passes through (JSON, stores, builders).
     pub fn validate(&self) -> Result<(), RecordError> {
         ClientId::parse_any(self.id.as_str()).map_err(|e| RecordError::new("id", e.to_string()))?;
@@ -580,27 +612,10 @@ mod tests {
     pub(crate) fn sample() -> KeyRecord {
         let key = TokenFormat::default().issue(&mut TestRng::new(9)).unwrap();
         let t = Timestamp::from_unix(1_700_000_000).unwrap();
+        let phc = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
         KeyRecord {
-            id: key.client_id,
-            name: "Production".into(),
-            description: String::new(),
-            kind: KeyKind::Api,
-            role: "admin".into(),
             scopes: ["api.read".to_string()].into_iter().collect(),
-            accounts: AccountScope::All,
-            active: true,
-            created_at: t,
-            updated_at: t,
-            expires_at: None,
-            rotated_at: None,
-            secret_hash: PhcHash::parse(
-                "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
-            )
-            .unwrap(),
-            previous_secret: None,
-            max_concurrent: None,
-            metadata: BTreeMap::new(),
-            version: 1,
+            ..KeyRecord::new(key.client_id, "Production", KeyKind::Api, "admin", PhcHash::parse(phc).unwrap(), t)
         }
     }
 

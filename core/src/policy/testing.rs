@@ -160,24 +160,13 @@ fn build_key(label: &str, f: &KeyFixture, now: Timestamp) -> Result<KeyRecord, S
         ("personal", Some(u)) => KeyKind::Personal { user: u.clone() },
         _ => return Err(format!("key {label}: kind must be \"api\", or \"personal\" with a user")),
     };
+    let hash = PhcHash::parse(FIXTURE_HASH).map_err(|e| e.to_string())?;
     let r = KeyRecord {
-        id: fixture_id(label)?,
-        name: label.to_string(),
-        description: String::new(),
-        kind,
-        role: f.role.clone(),
         scopes: f.scopes.clone(),
         accounts: f.accounts.clone(),
-        active: true,
-        created_at: now,
-        updated_at: now,
         expires_at: f.expires_at,
-        rotated_at: None,
-        secret_hash: PhcHash::parse(FIXTURE_HASH).map_err(|e| e.to_string())?,
-        previous_secret: None,
-        max_concurrent: None,
         metadata: f.metadata.clone(),
-        version: 1,
+        ..KeyRecord::new(fixture_id(label)?, label, kind, f.role.clone(), hash, now)
     };
     r.validate().map_err(|e| format!("key {label}: {e}"))?;
     Ok(r)

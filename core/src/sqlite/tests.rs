@@ -6,7 +6,6 @@ use crate::record::{AccountScope, KeyKind};
 use crate::test_rng::TestRng;
 use crate::time::Timestamp;
 use crate::token::TokenFormat;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
@@ -15,23 +14,8 @@ fn key(seed: u64, kind: KeyKind) -> KeyRecord {
     let issued = TokenFormat::default().issue(&mut TestRng::new(seed)).unwrap();
     let t = Timestamp::from_unix(1_700_000_000).unwrap();
     KeyRecord {
-        id: issued.client_id,
-        name: format!("key {seed}"),
-        description: String::new(),
-        kind,
-        role: "admin".into(),
         scopes: ["api.read".to_string()].into_iter().collect(),
-        accounts: AccountScope::All,
-        active: true,
-        created_at: t,
-        updated_at: t,
-        expires_at: None,
-        rotated_at: None,
-        secret_hash: PhcHash::parse(PHC).unwrap(),
-        previous_secret: None,
-        max_concurrent: None,
-        metadata: BTreeMap::new(),
-        version: 1,
+        ..KeyRecord::new(issued.client_id, format!("key {seed}"), kind, "admin", PhcHash::parse(PHC).unwrap(), t)
     }
 }
 

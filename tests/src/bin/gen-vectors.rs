@@ -53,25 +53,8 @@ impl Gen {
     /// Adds a stored key and remembers its credentials under `label`.
     fn key(&mut self, label: &str, role: &str, edit: impl FnOnce(&mut KeyRecord)) -> R<()> {
         let issued = self.issue()?;
-        let mut r = KeyRecord {
-            id: issued.client_id.clone(),
-            name: label.to_string(),
-            description: String::new(),
-            kind: KeyKind::Api,
-            role: role.to_string(),
-            scopes: Default::default(),
-            accounts: AccountScope::All,
-            active: true,
-            created_at: self.now,
-            updated_at: self.now,
-            expires_at: None,
-            rotated_at: None,
-            secret_hash: self.hash.hash(issued.secret.expose().as_bytes(), &mut self.rng).map_err(|e| e.to_string())?,
-            previous_secret: None,
-            max_concurrent: None,
-            metadata: BTreeMap::new(),
-            version: 1,
-        };
+        let hash = self.hash.hash(issued.secret.expose().as_bytes(), &mut self.rng).map_err(|e| e.to_string())?;
+        let mut r = KeyRecord::new(issued.client_id.clone(), label, KeyKind::Api, role, hash, self.now);
         edit(&mut r);
         r.validate().map_err(|e| e.to_string())?;
         self.remember(label, &issued);
@@ -283,23 +266,9 @@ fn secrets() -> R<Vector> {
     g.remember("rotated_old", &old);
     g.remember("rotated_new", &rotated);
     let mut rec = KeyRecord {
-        id: old.client_id.clone(),
-        name: "rotated".into(),
-        description: String::new(),
-        kind: KeyKind::Api,
-        role: "integration".into(),
-        scopes: Default::default(),
-        accounts: AccountScope::All,
-        active: true,
-        created_at: now,
-        updated_at: now,
-        expires_at: None,
         rotated_at: Some(now),
-        secret_hash: new_hash.clone(),
-        previous_secret: None,
-        max_concurrent: None,
-        metadata: BTreeMap::new(),
         version: 2,
+        ..KeyRecord::new(old.client_id.clone(), "rotated", KeyKind::Api, "integration", new_hash.clone(), now)
     };
     g.keys.push(rec.clone());
     // Rotated with a one-hour grace: the previous secret still works until the deadline.
