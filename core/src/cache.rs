@@ -199,8 +199,16 @@ mod tests {
         // The length byte keeps (id, secret) boundaries apart.
         c.insert("kc_ab", "$p", b"c", t(0), false);
         assert_eq!(c.check("kc_ab", "$p", b"c", t(1)), Some(false));
-        assert_eq!(c.digest("kc_a", b"bc"), c.digest("kc_a", b"bc"));
         assert_ne!(c.digest("kc_ab", b"c"), c.digest("kc_a", b"bc"));
+        // Both paths compute the documented construction: keyed BLAKE3 of len ‖ id ‖ secret.
+        let key = c.key.get().copied().flatten().unwrap();
+        let streamed = |id: &str, secret: &[u8]| {
+            let mut h = blake3::Hasher::new_keyed(&key);
+            h.update(&[id.len() as u8]).update(id.as_bytes()).update(secret);
+            h.finalize()
+        };
+        assert_eq!(c.digest("kc_a", b"bc"), Some(streamed("kc_a", b"bc")));
+        assert_eq!(c.digest(&id, &long), Some(streamed(&id, &long)));
     }
 
     #[test]
