@@ -306,6 +306,32 @@ fn checked_doc(record: &KeyRecord) -> Result<String, StoreError> {
     Ok(record.to_json())
 }
 
+/// A key row as INSERT and UPDATE bind it (`?1`-`?7`): the id, the indexed columns derived
+/// from the record, and the validated document. One place, so the two statements cannot drift.
+struct KeyRowValues<'a> {
+    id: &'a str,
+    kind: &'static str,
+    user: Option<&'a str>,
+    active: bool,
+    version: i64,
+    expires_at: Option<i64>,
+    doc: String,
+}
+
+impl<'a> KeyRowValues<'a> {
+    fn new(record: &'a KeyRecord) -> Result<Self, StoreError> {
+        Ok(KeyRowValues {
+            id: record.id.as_str(),
+            kind: record.kind.as_str(),
+            user: record.kind.user(),
+            active: record.active,
+            version: version_col(record.version)?,
+            expires_at: record.expires_at.map(|t| t.unix()),
+            doc: checked_doc(record)?,
+        })
+    }
+}
+
 fn select_keys(conn: &Connection, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM keys
@@ -357,9 +383,8 @@ impl Store for SqliteStore {
     }
 
     fn insert_key(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        let doc = checked_doc(record)?;
-        let version = version_col(record.version)?;
-        let id = record.id.as_str();
+        let row = KeyRowValues::new(record)?;
+        let id = row.id;
         self.write(|tx| {
             let taken: bool = tx
                 .query_row(
@@ -373,15 +398,7 @@ impl Store for SqliteStore {
             }
             tx.execute(
                 "INSERT INTO keys (id, kind, user_id, active, version, expires_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    id,
-                    record.kind.as_str(),
-                    record.kind.user(),
-                    record.active,
-                    version,
-                    record.expires_at.map(|t| t.unix()),
-                    doc
-                ],
+                params![row.id, row.kind, row.user, row.active, row.version, row.expires_at, row.doc],
             )
             .map_err(backend)?;
             Ok(())
@@ -389,10 +406,9 @@ impl Store for SqliteStore {
     }
 
     fn update_key(&self, record: &KeyRecord, expected_version: u64) -> Result<(), StoreError> {
-        let doc = checked_doc(record)?;
-        let version = version_col(record.version)?;
+        let row = KeyRowValues::new(record)?;
         let expected = version_col(expected_version)?;
-        let id = record.id.as_str();
+        let id = row.id;
         self.write(|tx| {
             let found: Option<i64> = tx
                 .query_row("SELECT version FROM keys WHERE id = ?1", [id], |r| r.get(0))
@@ -409,16 +425,7 @@ impl Store for SqliteStore {
             tx.execute(
                 "UPDATE keys SET kind = ?2, user_id = ?3, active = ?4, version = ?5, expires_at = ?6, doc = ?7
                  WHERE id = ?1 AND version = ?8",
-                params![
-                    id,
-                    record.kind.as_str(),
-                    record.kind.user(),
-                    record.active,
-                    version,
-                    record.expires_at.map(|t| t.unix()),
-                    doc,
-                    expected
-                ],
+                params![row.id, row.kind, row.user, row.active, row.version, row.expires_at, row.doc, expected],
             )
             .map_err(backend)?;
             Ok(())
