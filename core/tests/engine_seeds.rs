@@ -51,7 +51,11 @@ fn bearer(token: &Secret) -> Vec<(String, String)> {
 
 impl World {
     fn authz(&self, headers: &[(String, String)], req: &Request) -> keycel::engine::Authorization {
-        self.engine.authorize(headers.iter().map(|(a, b)| (a.as_str(), b.as_str())), req, self.store.as_ref(), self.now)
+        self.authz_at(headers, req, self.now)
+    }
+
+    fn authz_at(&self, headers: &[(String, String)], req: &Request, now: Timestamp) -> keycel::engine::Authorization {
+        self.engine.authorize(headers.iter().map(|(a, b)| (a.as_str(), b.as_str())), req, self.store.as_ref(), now)
     }
 }
 
@@ -145,12 +149,7 @@ fn rotation_kills_the_old_secret_and_keeps_everything_else() {
     assert!(w.authz(&bearer(&newer.token()), &Request::new("api.read")).decision.allowed);
     let later = w.now.plus(Duration::from_secs(3601));
     let h = bearer(&new.token());
-    let d = w.engine.authorize(
-        h.iter().map(|(a, b)| (a.as_str(), b.as_str())),
-        &Request::new("api.read"),
-        w.store.as_ref(),
-        later,
-    );
+    let d = w.authz_at(&h, &Request::new("api.read"), later);
     assert_eq!(d.decision.status, 401);
 }
 
@@ -167,12 +166,7 @@ fn deactivation_expiry_and_deletion() {
     w.ring.set_active(&op(), rec.id.as_str(), true, w.now).unwrap();
     assert!(w.authz(&h, &Request::new("api.read")).decision.allowed);
     let later = w.now.plus(Duration::from_secs(61));
-    let d = w.engine.authorize(
-        h.iter().map(|(a, b)| (a.as_str(), b.as_str())),
-        &Request::new("api.read"),
-        w.store.as_ref(),
-        later,
-    );
+    let d = w.authz_at(&h, &Request::new("api.read"), later);
     assert_eq!(d.decision.status, 401);
     w.ring.delete(&op(), rec.id.as_str(), w.now).unwrap();
     assert_eq!(w.authz(&h, &Request::new("api.read")).decision.status, 401);

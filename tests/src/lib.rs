@@ -135,24 +135,12 @@ pub fn run(vector: &Vector) -> Result<(usize, Vec<String>), String> {
         drop(held);
         let mut diffs = Vec::new();
         let e = &case.expect;
-        if got.allowed != e.allowed {
-            diffs.push(format!("allowed {} != {}", got.allowed, e.allowed));
-        }
-        if got.status != e.status {
-            diffs.push(format!("status {} != {}", got.status, e.status));
-        }
-        if got.code != e.code {
-            diffs.push(format!("code {:?} != {:?}", got.code, e.code));
-        }
-        if got.message != e.message {
-            diffs.push(format!("message {:?} != {:?}", got.message, e.message));
-        }
-        if got.key_id != e.key_id {
-            diffs.push(format!("key_id {:?} != {:?}", got.key_id, e.key_id));
-        }
-        if got.matched_rules != e.matched_rules {
-            diffs.push(format!("matched_rules {:?} != {:?}", got.matched_rules, e.matched_rules));
-        }
+        differ(&mut diffs, "allowed", &got.allowed, &e.allowed);
+        differ(&mut diffs, "status", &got.status, &e.status);
+        differ(&mut diffs, "code", &got.code, &e.code);
+        differ(&mut diffs, "message", got.message.as_ref(), e.message.as_str());
+        differ(&mut diffs, "key_id", &got.key_id, &e.key_id);
+        differ(&mut diffs, "matched_rules", &got.matched_rules, &e.matched_rules);
         for (name, value) in &e.headers {
             if got.header(name) != Some(value.as_str()) {
                 diffs.push(format!("header {name}: {:?} != {value:?}", got.header(name)));
@@ -163,4 +151,11 @@ pub fn run(vector: &Vector) -> Result<(usize, Vec<String>), String> {
         }
     }
     Ok((vector.cases.len(), failures))
+}
+
+/// Notes `name` in `diffs` when the engine's value differs from the vector's.
+fn differ<T: PartialEq + std::fmt::Debug + ?Sized>(diffs: &mut Vec<String>, name: &str, got: &T, want: &T) {
+    if got != want {
+        diffs.push(format!("{name} {got:?} != {want:?}"));
+    }
 }
