@@ -211,13 +211,8 @@ impl Keyring {
         actor: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<IssuedKey> {
-        let kind = match (kind, user) {
-            ("api", None) => KeyKind::Api,
-            ("api", Some(_)) => return Err(invalid_argument("user", "only personal tokens have a user")),
-            ("personal", Some(u)) => KeyKind::Personal { user: u.to_string() },
-            ("personal", None) => return Err(invalid_argument("user", "a personal token needs user=...")),
-            _ => return Err(invalid_argument("kind", "kind must be \"api\" or \"personal\"")),
-        };
+        let kind = KeyKind::from_parts(kind, user.map(str::to_string))
+            .map_err(|e| invalid_argument(&e.field, format!("{}: {}", e.field, e.message)))?;
         let new = NewKey {
             name: name.to_string(),
             description: description.to_string(),

@@ -43,13 +43,8 @@ struct KeySpec {
 
 impl KeySpec {
     fn into_new_key(self) -> Result<NewKey, Error> {
-        let kind = match (self.kind.as_deref().unwrap_or("api"), self.user) {
-            ("api", None) => KeyKind::Api,
-            ("personal", Some(user)) => KeyKind::Personal { user },
-            ("api", Some(_)) => return Err(Error::invalid_argument("spec.user: only personal tokens have a user")),
-            ("personal", None) => return Err(Error::invalid_argument("spec.user: a personal token needs its user")),
-            _ => return Err(Error::invalid_argument("spec.kind must be \"api\" or \"personal\"")),
-        };
+        let kind = KeyKind::from_parts(self.kind.as_deref().unwrap_or("api"), self.user)
+            .map_err(|e| Error::invalid_argument(format!("spec.{}: {}", e.field, e.message)))?;
         Ok(NewKey {
             name: self.name,
             description: self.description,

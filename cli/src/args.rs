@@ -106,6 +106,16 @@ pub enum Kind {
     Personal,
 }
 
+impl Kind {
+    /// The record's `kind` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Api => "api",
+            Kind::Personal => "personal",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Human name, e.g. Production.

@@ -1,6 +1,6 @@
 //! `keycel key ...` and `keycel user ...`: the key lifecycle through the core keyring.
 
-use crate::args::{CreateArgs, KeyCommand, Kind, UserCommand};
+use crate::args::{CreateArgs, KeyCommand, UserCommand};
 use crate::context::{credential_headers, resolve_key, Ctx};
 use crate::error::CliError;
 use crate::output::{self, print_json};
@@ -92,12 +92,8 @@ fn print_key(ctx: &Ctx, r: &KeyRecord, what: &str) {
 }
 
 fn create(ctx: &Ctx, a: CreateArgs) -> Result<(), CliError> {
-    let kind = match (a.kind, a.user) {
-        (Kind::Api, None) => KeyKind::Api,
-        (Kind::Api, Some(_)) => return Err(CliError::invalid("--user is only for --kind personal")),
-        (Kind::Personal, Some(user)) => KeyKind::Personal { user },
-        (Kind::Personal, None) => return Err(CliError::invalid("--kind personal needs --user <user>")),
-    };
+    let kind = KeyKind::from_parts(a.kind.as_str(), a.user)
+        .map_err(|e| CliError::invalid(format!("--{}: {}", e.field, e.message)))?;
     let new = NewKey {
         name: a.name,
         description: a.description,
@@ -149,10 +145,7 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
         KeyCommand::List { user, kind, active, inactive } => {
             let filter = KeyFilter {
                 user,
-                kind: kind.map(|k| match k {
-                    Kind::Api => "api".to_string(),
-                    Kind::Personal => "personal".to_string(),
-                }),
+                kind: kind.map(|k| k.as_str().to_string()),
                 active: if active {
                     Some(true)
                 } else if inactive {

@@ -77,6 +77,18 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
+    /// From its two wire fields (`kind` and the owning `user`), as records, bindings and the
+    /// CLI receive them; the error names the field at fault.
+    pub fn from_parts(kind: &str, user: Option<String>) -> Result<Self, RecordError> {
+        match (kind, user) {
+            ("api", None) => Ok(KeyKind::Api),
+            ("api", Some(_)) => Err(RecordError::new("user", "only personal tokens have a user")),
+            ("personal", Some(user)) => Ok(KeyKind::Personal { user }),
+            ("personal", None) => Err(RecordError::new("user", "a personal token needs its user")),
+            _ => Err(RecordError::new("kind", "must be \"api\" or \"personal\"")),
+        }
+    }
+
     /// `"api"` or `"personal"`.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -428,13 +440,7 @@ impl KeyRecord {
                 format!("unsupported schema {} (this build reads {SCHEMA_VERSION})", w.schema),
             ));
         }
-        let kind = match (w.kind.as_str(), w.user) {
-            ("api", None) => KeyKind::Api,
-            ("api", Some(_)) => return Err(RecordError::new("user", "only personal tokens have a user")),
-            ("personal", Some(user)) => KeyKind::Personal { user },
-            ("personal", None) => return Err(RecordError::new("user", "a personal token needs its user")),
-            _ => return Err(RecordError::new("kind", "must be \"api\" or \"personal\"")),
-        };
+        let kind = KeyKind::from_parts(&w.kind, w.user)?;
         let id = ClientId::parse_any(&w.id).map_err(|e| RecordError::new("id", e.to_string()))?;
         let mut scopes = BTreeSet::new();
         for (i, s) in w.scopes.into_iter().enumerate() {
@@ -578,6 +584,16 @@ mod tests {
     use super::*;
     use crate::hash::HashPolicy;
     use crate::test_rng::TestRng;
+
+    #[test]
+    fn key_kind_from_its_wire_fields() {
+        assert_eq!(KeyKind::from_parts("api", None), Ok(KeyKind::Api));
+        assert_eq!(KeyKind::from_parts("personal", Some("u".into())), Ok(KeyKind::Personal { user: "u".into() }));
+        let field = |k: &str, u: Option<&str>| KeyKind::from_parts(k, u.map(str::to_string)).unwrap_err().field;
+        assert_eq!(field("api", Some("u")), "user");
+        assert_eq!(field("personal", None), "user");
+        assert_eq!(field("service", None), "kind");
+    }
 
     /// The one-pass `valid_scope` agrees with the plain statement of the grammar on every
     /// string of up to 6 characters over an alphabet that exercises each case.

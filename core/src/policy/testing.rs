@@ -155,11 +155,7 @@ pub fn fixture_key(label: &str, role: &str, now: Timestamp) -> Result<KeyRecord,
 }
 
 fn build_key(label: &str, f: &KeyFixture, now: Timestamp) -> Result<KeyRecord, String> {
-    let kind = match (f.kind.as_str(), &f.user) {
-        ("api", None) => KeyKind::Api,
-        ("personal", Some(u)) => KeyKind::Personal { user: u.clone() },
-        _ => return Err(format!("key {label}: kind must be \"api\", or \"personal\" with a user")),
-    };
+    let kind = KeyKind::from_parts(&f.kind, f.user.clone()).map_err(|e| format!("key {label}: {e}"))?;
     let hash = PhcHash::parse(FIXTURE_HASH).map_err(|e| e.to_string())?;
     let r = KeyRecord {
         scopes: f.scopes.clone(),
