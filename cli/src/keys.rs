@@ -5,7 +5,7 @@ use crate::context::{credential_headers, resolve_key, Ctx};
 use crate::error::CliError;
 use crate::output::{self, print_json};
 use base64ct::{Base64, Encoding};
-use keycel::credentials::CredentialConfig;
+use keycel::engine::Engine;
 use keycel::keyring::{Change, NewKey};
 use keycel::record::{AccountScope, KeyKind, KeyRecord, UserRecord};
 use keycel::store::KeyFilter;
@@ -38,17 +38,18 @@ fn parse_metadata(items: &[String]) -> Result<BTreeMap<String, String>, CliError
 /// Prints a freshly issued secret with the ways to send it, and the shown-once warning.
 pub fn print_issued(
     ctx: &Ctx,
-    headers: &CredentialConfig,
+    engine: &Engine,
     verb: &str,
     record: &KeyRecord,
     issued: &IssuedKey,
     extra: serde_json::Value,
 ) {
+    let headers = credential_headers(engine);
     let token = issued.token();
     let basic = Base64::encode_string(format!("{}:", token.expose()).as_bytes());
     if ctx.json() {
         let mut v = json!({
-            "key": output::key_json(record, ctx.now),
+            "key": output::key_json(record, ctx.now, leeway(engine)),
             "client_id": issued.client_id.as_str(),
             "secret_key": issued.secret.expose(),
             "token": token.expose(),
@@ -82,12 +83,18 @@ pub fn print_issued(
     eprintln!("WARNING: {SHOWN_ONCE}");
 }
 
-fn print_key(ctx: &Ctx, r: &KeyRecord, what: &str) {
+/// The expiry leeway authentication applies, so listings call a key expired exactly when
+/// it stops authenticating.
+fn leeway(engine: &Engine) -> Duration {
+    engine.authenticator().config().expiry_leeway
+}
+
+fn print_key(ctx: &Ctx, engine: &Engine, r: &KeyRecord, what: &str) {
     if ctx.json() {
-        print_json(&output::key_json(r, ctx.now));
+        print_json(&output::key_json(r, ctx.now, leeway(engine)));
     } else {
         println!("{what}");
-        println!("{}", output::key_detail(r, ctx.now));
+        println!("{}", output::key_detail(r, ctx.now, leeway(engine)));
     }
 }
 
@@ -109,7 +116,7 @@ fn create(ctx: &Ctx, a: CreateArgs) -> Result<(), CliError> {
     let engine = ctx.engine()?;
     let kr = ctx.keyring(ctx.open_store()?, &engine)?;
     let (record, issued) = kr.create(&ctx.actor, new, ctx.now)?;
-    print_issued(ctx, &credential_headers(&engine), "Created", &record, &issued, json!({}));
+    print_issued(ctx, &engine, "Created", &record, &issued, json!({}));
     Ok(())
 }
 
@@ -137,7 +144,7 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
     let change = |arg: &str, change: Change, what: &str| -> Result<(), CliError> {
         let id = id_of(arg)?;
         let r = kr.update(&ctx.actor, &id, change, ctx.now)?;
-        print_key(ctx, &r, &format!("{what} {} (version {})", r.id, r.version));
+        print_key(ctx, &engine, &r, &format!("{what} {} (version {})", r.id, r.version));
         Ok(())
     };
     match cmd {
@@ -156,18 +163,21 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
             };
             let keys = kr.list(&ctx.actor, &filter, ctx.now)?;
             if ctx.json() {
-                print_json(&json!(keys.iter().map(|r| output::key_json(r, ctx.now)).collect::<Vec<_>>()));
+                print_json(&json!(keys
+                    .iter()
+                    .map(|r| output::key_json(r, ctx.now, leeway(&engine)))
+                    .collect::<Vec<_>>()));
             } else if keys.is_empty() {
                 println!("no keys");
             } else {
-                println!("{}", output::keys_table(&keys, ctx.now));
+                println!("{}", output::keys_table(&keys, ctx.now, leeway(&engine)));
             }
             Ok(())
         }
         KeyCommand::Show { key } => {
             let id = id_of(&key)?;
             let r = kr.get(&ctx.actor, &id, ctx.now)?;
-            print_key(ctx, &r, &format!("Key {}", r.id));
+            print_key(ctx, &engine, &r, &format!("Key {}", r.id));
             Ok(())
         }
         KeyCommand::Rename { key, name } => change(&key, Change::Rename(name), "Renamed"),
@@ -202,7 +212,7 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
                 Some(p) => format!("the old secret stays valid until {}", p.valid_until),
                 None => "the old secret no longer works".to_string(),
             };
-            print_issued(ctx, &credential_headers(&engine), "Rotated", &r, &issued, json!({ "old_secret": old }));
+            print_issued(ctx, &engine, "Rotated", &r, &issued, json!({ "old_secret": old }));
             if !ctx.json() {
                 println!("Note: {old}.");
             }

@@ -2,7 +2,7 @@
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use keycel::record::{AccountScope, KeyRecord, UserRecord};
-use keycel::time::Timestamp;
+use keycel::time::{Duration, Timestamp};
 use serde_json::{json, Value};
 
 pub fn accounts_text(a: &AccountScope) -> String {
@@ -20,11 +20,11 @@ fn accounts_json(a: &AccountScope) -> Value {
     }
 }
 
-/// `active`, `inactive` or `expired` at `now`.
-pub fn state(r: &KeyRecord, now: Timestamp) -> &'static str {
+/// `active`, `inactive` or `expired` at `now`, judged like authentication judges it.
+pub fn state(r: &KeyRecord, now: Timestamp, leeway: Duration) -> &'static str {
     if !r.active {
         "inactive"
-    } else if r.expires_at.is_some_and(|e| e <= now) {
+    } else if r.expired(now, leeway) {
         "expired"
     } else {
         "active"
@@ -32,7 +32,7 @@ pub fn state(r: &KeyRecord, now: Timestamp) -> &'static str {
 }
 
 /// A key as the CLI shows it: everything but the hashes.
-pub fn key_json(r: &KeyRecord, now: Timestamp) -> Value {
+pub fn key_json(r: &KeyRecord, now: Timestamp, leeway: Duration) -> Value {
     json!({
         "id": r.id.as_str(),
         "name": r.name,
@@ -43,7 +43,7 @@ pub fn key_json(r: &KeyRecord, now: Timestamp) -> Value {
         "scopes": r.scopes,
         "accounts": accounts_json(&r.accounts),
         "active": r.active,
-        "state": state(r, now),
+        "state": state(r, now, leeway),
         "created_at": r.created_at,
         "updated_at": r.updated_at,
         "expires_at": r.expires_at,
@@ -69,7 +69,7 @@ fn opt_time(t: Option<Timestamp>) -> String {
     t.map_or_else(|| "-".to_string(), |t| t.to_rfc3339())
 }
 
-pub fn keys_table(keys: &[KeyRecord], now: Timestamp) -> String {
+pub fn keys_table(keys: &[KeyRecord], now: Timestamp, leeway: Duration) -> String {
     let mut t = table(&["ID", "NAME", "KIND", "USER", "ROLE", "SCOPES", "ACCOUNTS", "STATE", "EXPIRES"]);
     for r in keys {
         t.add_row(vec![
@@ -80,14 +80,14 @@ pub fn keys_table(keys: &[KeyRecord], now: Timestamp) -> String {
             r.role.clone(),
             if r.scopes.is_empty() { "-".to_string() } else { r.scopes.iter().cloned().collect::<Vec<_>>().join(" ") },
             accounts_text(&r.accounts),
-            state(r, now).to_string(),
+            state(r, now, leeway).to_string(),
             opt_time(r.expires_at),
         ]);
     }
     t.to_string()
 }
 
-pub fn key_detail(r: &KeyRecord, now: Timestamp) -> String {
+pub fn key_detail(r: &KeyRecord, now: Timestamp, leeway: Duration) -> String {
     let mut t = table(&["FIELD", "VALUE"]);
     let rows: Vec<(&str, String)> = vec![
         ("id", r.id.to_string()),
@@ -101,7 +101,7 @@ pub fn key_detail(r: &KeyRecord, now: Timestamp) -> String {
             if r.scopes.is_empty() { "-".into() } else { r.scopes.iter().cloned().collect::<Vec<_>>().join(" ") },
         ),
         ("accounts", accounts_text(&r.accounts)),
-        ("state", state(r, now).to_string()),
+        ("state", state(r, now, leeway).to_string()),
         ("created", r.created_at.to_rfc3339()),
         ("updated", r.updated_at.to_rfc3339()),
         ("expires", opt_time(r.expires_at)),

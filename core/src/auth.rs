@@ -199,7 +199,7 @@ impl Authenticator {
         // 4-6. state checks; a failure after a cache hit burns a dummy hash to keep timing flat.
         let state = if !record.active {
             Err(FailureReason::Inactive)
-        } else if record.expires_at.is_some_and(|e| now > e.plus(self.config.expiry_leeway)) {
+        } else if record.expired(now, self.config.expiry_leeway) {
             Err(FailureReason::Expired)
         } else if let KeyKind::Personal { user: owner } = &record.kind {
             match user {

@@ -368,6 +368,12 @@ impl KeyRecord {
         }
     }
 
+    /// True when the key is past its expiry at `now`, allowing `leeway` for clock skew. The
+    /// deadline itself is inclusive: a key expiring at T still authenticates at T.
+    pub fn expired(&self, now: Timestamp, leeway: crate::time::Duration) -> bool {
+        self.expires_at.is_some_and(|e| now > e.plus(leeway))
+    }
+
     /// Checks every field; the single gate every record passes through (JSON, stores, builders).
     pub fn validate(&self) -> Result<(), RecordError> {
         ClientId::parse_any(self.id.as_str()).map_err(|e| RecordError::new("id", e.to_string()))?;
@@ -584,6 +590,19 @@ mod tests {
     use super::*;
     use crate::hash::HashPolicy;
     use crate::test_rng::TestRng;
+
+    #[test]
+    fn expiry_deadline_is_inclusive_and_leeway_extends_it() {
+        use crate::time::Duration;
+        let mut r = sample();
+        let t = r.created_at;
+        assert!(!r.expired(t.plus(Duration::from_secs(1_000_000)), Duration::from_secs(0)), "no expiry");
+        r.expires_at = Some(t);
+        assert!(!r.expired(t, Duration::from_secs(0)));
+        assert!(r.expired(t.plus(Duration::from_secs(1)), Duration::from_secs(0)));
+        assert!(!r.expired(t.plus(Duration::from_secs(30)), Duration::from_secs(30)));
+        assert!(r.expired(t.plus(Duration::from_secs(31)), Duration::from_secs(30)));
+    }
 
     #[test]
     fn key_kind_from_its_wire_fields() {
