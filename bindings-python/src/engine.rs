@@ -115,6 +115,12 @@ pub(crate) fn guard_from(guard: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Ar
     }
 }
 
+/// The hash parameters of the guard engine's policy (so a keyring guarded by an engine hashes
+/// like `engine.keyring()` does).
+pub(crate) fn hash_from(guard: Option<&Bound<'_, PyAny>>) -> Option<keycel::hash::HashPolicy> {
+    guard.and_then(|g| g.cast::<Engine>().ok()).map(|e| e.get().inner.authenticator().config().hash)
+}
+
 /// The token format of the guard engine (so keys it issues parse under its policy).
 pub(crate) fn format_from(guard: Option<&Bound<'_, PyAny>>) -> Option<keycel::TokenFormat> {
     guard.and_then(|g| g.cast::<Engine>().ok()).map(|e| e.get().inner.authenticator().config().format.clone())

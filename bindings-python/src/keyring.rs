@@ -162,8 +162,8 @@ impl Keyring {
 #[pymethods]
 impl Keyring {
     /// A keyring over `store` (default: a new `MemoryStore`). `hash` picks argon2id
-    /// parameters for new secrets: `"owasp"` (default), `"edge"` or a dict of
-    /// `m_cost`/`t_cost`/`p_cost`. `audit` is called with one dict per change.
+    /// parameters for new secrets: `"owasp"`, `"edge"` or a dict of `m_cost`/`t_cost`/`p_cost`;
+    /// by default the guard engine's policy preset, else `"owasp"`. `audit` is called with one dict per change.
     #[new]
     #[pyo3(signature = (store = None, *, guard = None, hash = None, prefix = None, operator = "python", audit = None))]
     fn py_new(
@@ -179,8 +179,12 @@ impl Keyring {
             Some(p) => TokenFormat::with_prefix(p).map_err(|e| token_error(&e))?,
             None => crate::engine::format_from(guard).unwrap_or_default(),
         };
+        let hash = match hash.filter(|h| !h.is_none()) {
+            Some(h) => hash_policy(Some(h))?,
+            None => crate::engine::hash_from(guard).unwrap_or_default(),
+        };
         let guard_arc = crate::engine::guard_from(guard)?;
-        Keyring::build(py, store, guard_arc, format, hash_policy(hash)?, operator, audit)
+        Keyring::build(py, store, guard_arc, format, hash, operator, audit)
     }
 
     /// The store object this keyring writes to.

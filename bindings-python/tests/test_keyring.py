@@ -227,6 +227,16 @@ def test_owasp_preset_is_the_default() -> None:
     assert "m=19456,t=2,p=1" in rec.secret_hash
 
 
+def test_a_guarded_keyring_hashes_with_its_engines_preset() -> None:
+    edge = keycel.Engine.from_toml(
+        'version = 1\n[defaults]\nhash = "edge"\n[scopes]\n"api.read" = "read"\n[roles]\nr = ["api.read"]\n'
+    )
+    rec = keycel.Keyring(guard=edge).create("k", role="r").record
+    assert "m=2048,t=1,p=1" in rec.secret_hash, "same preset as engine.keyring()"
+    assert "m=2048,t=1,p=1" in edge.keyring().create("k2", role="r").record.secret_hash
+    assert "m=1024,t=1,p=1" in keycel.Keyring(guard=edge, hash=CHEAP).create("k3", role="r").record.secret_hash
+
+
 def test_custom_prefix() -> None:
     issued = keycel.Keyring(hash=CHEAP, prefix="acme").create("k", role="r")
     assert issued.token.startswith("acme_")
