@@ -61,9 +61,6 @@ struct CredentialOptions {
     max_header_len: Option<usize>,
 }
 
-/// Most a caller may raise the header size cap to.
-const MAX_HEADER_LEN_LIMIT: usize = 64 * 1024;
-
 /// The typed error for a credential failure, carrying the decision to answer with.
 pub(crate) fn credential_error(e: &CredentialError, messages: &Messages) -> Error {
     let code = match e {
@@ -115,29 +112,20 @@ pub fn parse_credentials(
         Some(p) => TokenFormat::with_prefix(p).map_err(|e| Error::invalid_argument(format!("prefix: {e}")))?,
         None => TokenFormat::default(),
     };
-    let mut config = CredentialConfig::default();
-    if let Some(h) = opts.client_id_header {
-        config.client_id_header = header_name(h, "clientIdHeader")?;
-    }
-    if let Some(h) = opts.secret_header {
-        config.secret_header = header_name(h, "secretHeader")?;
-    }
-    if let Some(n) = opts.max_header_len {
-        if n == 0 || n > MAX_HEADER_LEN_LIMIT {
-            return Err(Error::invalid_argument(format!("maxHeaderLen must be 1-{MAX_HEADER_LEN_LIMIT}")).into());
-        }
-        config.max_header_len = n;
-    }
+    let defaults = CredentialConfig::default();
+    let config = CredentialConfig {
+        client_id_header: opts.client_id_header.unwrap_or(defaults.client_id_header),
+        secret_header: opts.secret_header.unwrap_or(defaults.secret_header),
+        max_header_len: opts.max_header_len.unwrap_or(defaults.max_header_len),
+    };
+    // Core's rule, under the option names this API uses.
+    config.validate().map_err(|e| {
+        let option = match e.setting {
+            "client_id_header" => "clientIdHeader",
+            "secret_header" => "secretHeader",
+            _ => "maxHeaderLen",
+        };
+        Error::invalid_argument(format!("{option} {}", e.message))
+    })?;
     Ok(extract(&config, &format, &Messages::default(), &headers)?)
-}
-
-fn header_name(h: String, what: &str) -> Result<String, Error> {
-    let ok = !h.is_empty()
-        && h.len() <= 128
-        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if ok {
-        Ok(h)
-    } else {
-        Err(Error::invalid_argument(format!("{what} must be an HTTP header name")))
-    }
 }

@@ -143,7 +143,55 @@ impl Default for CredentialConfig {
     }
 }
 
+/// Longest `max_header_len` accepted: far above any real credential, low enough that an
+/// oversized value is refused before anything is decoded.
+pub const MAX_HEADER_LEN_LIMIT: usize = 64 * 1024;
+
+/// An unusable credential setting: which one, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialConfigError {
+    /// The setting (`client_id_header`, `secret_header`, `max_header_len`).
+    pub setting: &'static str,
+    /// Why it is refused.
+    pub message: String,
+}
+
+impl fmt::Display for CredentialConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "credentials.{}: {}", self.setting, self.message)
+    }
+}
+
+impl core::error::Error for CredentialConfigError {}
+
+/// An RFC 9110 field name (a `token`), at most 128 bytes.
+fn is_header_name(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 128 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 impl CredentialConfig {
+    /// Checks the settings every host applies (policies, bindings, explicit configs): header
+    /// names are HTTP field names, distinct from each other and from `Authorization`, and the
+    /// size cap is 1 to [`MAX_HEADER_LEN_LIMIT`].
+    pub fn validate(&self) -> Result<(), CredentialConfigError> {
+        let fail = |setting, message: &str| Err(CredentialConfigError { setting, message: message.to_string() });
+        for (setting, name) in [("client_id_header", &self.client_id_header), ("secret_header", &self.secret_header)] {
+            if !is_header_name(name) {
+                return fail(setting, "must be an HTTP header name (1-128 token characters)");
+            }
+            if name.eq_ignore_ascii_case("authorization") {
+                return fail(setting, "must not be Authorization (Basic and Bearer arrive there)");
+            }
+        }
+        if self.client_id_header.eq_ignore_ascii_case(&self.secret_header) {
+            return fail("secret_header", "must differ from client_id_header");
+        }
+        if self.max_header_len == 0 || self.max_header_len > MAX_HEADER_LEN_LIMIT {
+            return fail("max_header_len", "must be between 1 and 65536");
+        }
+        Ok(())
+    }
+
     /// Finout's header names.
     pub fn finout() -> Self {
         CredentialConfig {
@@ -303,6 +351,23 @@ mod tests {
             assert_eq!(c.secret().expose(), sec);
             assert_eq!(c.method(), method);
         }
+    }
+
+    #[test]
+    fn config_is_checked() {
+        assert_eq!(CredentialConfig::default().validate(), Ok(()));
+        assert_eq!(CredentialConfig::finout().validate(), Ok(()));
+        let bad = |f: fn(&mut CredentialConfig)| {
+            let mut c = CredentialConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err().setting
+        };
+        assert_eq!(bad(|c| c.client_id_header = "x client".into()), "client_id_header");
+        assert_eq!(bad(|c| c.client_id_header = String::new()), "client_id_header");
+        assert_eq!(bad(|c| c.secret_header = "Authorization".into()), "secret_header");
+        assert_eq!(bad(|c| c.secret_header = "X-Keycel-Client-Id".into()), "secret_header");
+        assert_eq!(bad(|c| c.max_header_len = 0), "max_header_len");
+        assert_eq!(bad(|c| c.max_header_len = MAX_HEADER_LEN_LIMIT + 1), "max_header_len");
     }
 
     #[test]

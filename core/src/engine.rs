@@ -167,6 +167,7 @@ impl Engine {
             Some(l) => l,
             None => limiter_config_for(&policy)?,
         };
+        auth.credentials.validate().map_err(|e| EngineError::Config(e.to_string()))?;
         let root = functions::root_context().map_err(|e| EngineError::Config(e.to_string()))?;
         let auth = Authenticator::new(auth).map_err(|e| EngineError::Config(e.to_string()))?;
         Ok(Engine { policy, root, auth, limiter: Limiter::new(limiter) })
@@ -492,6 +493,15 @@ mod tests {
     #[test]
     fn engine_is_send_and_sync() {
         assert_send_sync::<Engine>();
+    }
+
+    #[test]
+    fn unusable_credential_settings_refuse_the_engine() {
+        let src =
+            "version = 1\n[defaults.credentials]\nsecret_header = \"Authorization\"\n[scopes]\n\"api.read\" = \"r\"\n";
+        let policy = PolicySet::from_toml_str(src, "p.toml").unwrap();
+        let e = Engine::new(policy).unwrap_err();
+        assert!(matches!(&e, EngineError::Config(m) if m.contains("credentials.secret_header")), "{e}");
     }
 
     /// The natively compiled `has_scope(request.action)` decides exactly like the interpreter.
