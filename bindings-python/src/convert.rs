@@ -80,11 +80,19 @@ pub(crate) fn duration(v: &Bound<'_, PyAny>, argument: &str) -> PyResult<Duratio
     } else {
         return Err(invalid_argument(argument, "expected a timedelta, seconds or a string like \"90d\""));
     };
-    if !secs.is_finite() || !(0.0..=1.0e11).contains(&secs) {
-        return Err(invalid_argument(argument, "duration must be between 0 and 3000 years"));
-    }
+    // Fractions round up to whole seconds; core owns the range.
     #[allow(clippy::cast_possible_truncation)]
-    Ok(Duration::from_secs(secs.ceil() as i64))
+    let whole = if secs.is_finite() && secs >= 0.0 && secs <= Duration::MAX_SECS as f64 {
+        Some(secs.ceil() as i64)
+    } else {
+        None
+    };
+    whole.and_then(Duration::from_secs_checked).ok_or_else(|| {
+        invalid_argument(
+            argument,
+            format!("duration must be between 0 and {} seconds (about 3,170 years)", Duration::MAX_SECS),
+        )
+    })
 }
 
 fn header_text(v: &Bound<'_, PyAny>) -> PyResult<String> {

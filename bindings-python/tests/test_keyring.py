@@ -168,6 +168,8 @@ def test_user_record_round_trip() -> None:
         ({"user": "u"}, "user"),
         ({"expires_in": "soon"}, "expires_in"),
         ({"expires_in": -5}, "expires_in"),
+        ({"expires_in": 2e11}, "expires_in"),
+        ({"expires_in": "200000w"}, "expires_in"),
         ({"scopes": "api.read"}, "scopes"),
         ({"accounts": "some"}, "accounts"),
         ({"now": datetime(2030, 1, 1)}, "now"),

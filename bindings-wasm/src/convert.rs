@@ -95,11 +95,9 @@ pub(crate) enum Span {
 impl Span {
     pub(crate) fn duration(&self, what: &str) -> Result<Duration, Error> {
         match self {
-            Span::Seconds(s) => i64::try_from(*s)
-                .ok()
-                .filter(|s| *s <= 400 * 365 * 86_400)
-                .map(Duration::from_secs)
-                .ok_or_else(|| Error::invalid_argument(format!("{what} is too long"))),
+            Span::Seconds(s) => i64::try_from(*s).ok().and_then(Duration::from_secs_checked).ok_or_else(|| {
+                Error::invalid_argument(format!("{what} is too long (at most {} s)", Duration::MAX_SECS))
+            }),
             Span::Text(t) => Duration::parse(t).map_err(|e| Error::invalid_argument(format!("{what}: {e}"))),
         }
     }

@@ -127,6 +127,15 @@ impl Timestamp {
 }
 
 impl Duration {
+    /// The longest duration accepted from users (10^11 s, about 3,170 years): longer spans
+    /// only reach past the year-9999 end of [`Timestamp`], so they are typos, not intent.
+    pub const MAX_SECS: i64 = 100_000_000_000;
+
+    /// From whole seconds given by a user: `None` when negative or above [`Duration::MAX_SECS`].
+    pub fn from_secs_checked(secs: i64) -> Option<Self> {
+        (0..=Self::MAX_SECS).contains(&secs).then_some(Duration(secs))
+    }
+
     /// From whole seconds (negative values clamp to zero).
     pub const fn from_secs(secs: i64) -> Self {
         if secs < 0 {
@@ -162,7 +171,9 @@ impl Duration {
             "w" => 604_800,
             _ => return Err(err()),
         };
-        n.checked_mul(mult).map(Duration).ok_or_else(err)
+        n.checked_mul(mult).and_then(Self::from_secs_checked).ok_or_else(|| {
+            TimeParseError(format!("{:?} is longer than {} seconds (about 3,170 years)", truncate(s), Self::MAX_SECS))
+        })
     }
 }
 
@@ -261,5 +272,10 @@ mod tests {
         assert!(Duration::parse("1y").is_err());
         assert!(Duration::parse("-1d").is_err());
         assert!(Duration::parse("99999999999999999d").is_err());
+        assert_eq!(Duration::parse("100000000000s").unwrap().secs(), Duration::MAX_SECS);
+        assert!(Duration::parse("100000000001s").is_err(), "longer than the bound");
+        assert!(Duration::parse("200000w").is_err());
+        assert_eq!(Duration::from_secs_checked(-1), None);
+        assert_eq!(Duration::from_secs_checked(Duration::MAX_SECS + 1), None);
     }
 }
