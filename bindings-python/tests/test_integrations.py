@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 from fastapi import Depends, FastAPI
@@ -144,3 +144,51 @@ def test_middleware(setup: Dict[str, Any], offload: bool) -> None:
     assert r.status_code == 401 and r.headers["content-type"] == "application/json"
     assert client.get("/fail/acc_1", headers=h).status_code == 500
     assert engine.in_flight(setup["reader"]) == 0
+
+
+def test_middleware_authorizes_websocket_handshakes(setup: Dict[str, Any]) -> None:
+    """A WebSocket is not a way around the middleware: it is authorized like a GET, a denial
+    never reaches the app, and an allowed connection holds its lease while open."""
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    engine = setup["engine"]
+    reached: List[str] = []
+
+    async def ws(websocket: WebSocket) -> None:
+        reached.append(websocket.url.path)
+        await websocket.accept()
+        d: keycel.Decision = websocket.state.keycel
+        await websocket.send_json({"key": d.key_id, "in_flight": engine.in_flight(d.key_id or "")})
+        await websocket.close()
+
+    app = KeycelMiddleware(
+        Starlette(routes=[WebSocketRoute("/ws/{account}", ws)]),
+        engine,
+        action="api.read",
+        account=lambda scope: scope["path"].rsplit("/", 1)[-1],
+    )
+    client = TestClient(app)
+    h = {"Authorization": f"Bearer {setup['reader_token']}"}
+    with client.websocket_connect("/ws/acc_1", headers=h) as conn:
+        assert conn.receive_json() == {"key": setup["reader"], "in_flight": 1}
+    assert engine.in_flight(setup["reader"]) == 0
+    from starlette.testclient import WebSocketDenialResponse
+
+    # With the server's denial-response extension: the decision's status and core's body.
+    for path, headers, status in (("/ws/acc_1", {}, 401), ("/ws/acc_2", h, 404)):
+        with pytest.raises(WebSocketDenialResponse) as denied:
+            with client.websocket_connect(path, headers=headers):
+                pass
+        assert denied.value.status_code == status
+        assert denied.value.content == engine.authorize(headers, "api.read", account=path[-5:]).body_json().encode()
+
+    # Without it: the handshake is closed with 1008 (policy violation).
+    async def no_extensions(scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        await app(dict(scope, extensions={}), receive, send)
+
+    with pytest.raises(WebSocketDisconnect) as closed:
+        with TestClient(no_extensions).websocket_connect("/ws/acc_1"):
+            pass
+    assert closed.value.code == 1008
+    assert reached == ["/ws/acc_1"], "denied handshakes never reach the app"

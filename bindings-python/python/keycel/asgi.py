@@ -1,8 +1,12 @@
 """ASGI middleware for any Starlette/ASGI app.
 
-Each HTTP request is authorized by :meth:`keycel.Engine.authorize` from its headers; a denial
-is answered right here with the decision's status (400/401/403/404/429/503), headers and the
-JSON body from core (``Decision.body_json()``, byte-identical across Rust, Python and WASM).
+Each HTTP request and each WebSocket handshake is authorized by
+:meth:`keycel.Engine.authorize` from its headers; a denial is answered right here with the
+decision's status (400/401/403/404/429/503), headers and the JSON body from core
+(``Decision.body_json()``, byte-identical across Rust, Python and WASM). A WebSocket denial
+uses the server's ``websocket.http.response`` extension when it has one, else closes the
+handshake with code 1008 (servers answer that with HTTP 403). A WebSocket connection holds
+its lease until it ends. Other scopes (``lifespan``) pass through.
 An allowed request reaches the app with the decision in ``scope["state"]["keycel"]``
 (``request.state.keycel`` in Starlette/FastAPI: ``.key`` is the authenticated KeyRecord); its
 lease is released when the app returns, also when it raises.
@@ -84,14 +88,15 @@ class KeycelMiddleware:
             scope.get("headers", []),
             action,
             account=account,
-            method=scope.get("method"),
+            # A WebSocket handshake is a GET (RFC 6455); its ASGI scope has no method.
+            method=scope.get("method", "GET"),
             path=scope.get("path"),
             ip=ip,
             attributes=attributes,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         action, account, attributes = self._resolve(scope)
@@ -104,11 +109,23 @@ class KeycelMiddleware:
         else:
             decision = self._authorize(scope, action, account, attributes)
         if not decision.allowed:
-            status, headers, body = deny_response_parts(decision)
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await _deny(scope, receive, send, decision)
             return
         state: Dict[str, Any] = scope.setdefault("state", {})
         state[STATE_KEY] = decision
         async with decision:
             await self.app(scope, receive, send)
+
+
+async def _deny(scope: Scope, receive: Receive, send: Send, decision: Decision) -> None:
+    status, headers, body = deny_response_parts(decision)
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return
+    await receive()  # websocket.connect
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})
