@@ -7,11 +7,19 @@ export CARGO_TERM_COLOR := never
 
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo test setup-rust test-rust test-nostd test-policies test-python test-wasm test-fuzz fuzz fmt lint bench
+.PHONY: demo test setup-rust setup-postgres test-rust test-nostd test-policies test-python test-wasm test-fuzz fuzz fmt lint bench
 
 setup-rust:
 	rustup component add rustfmt clippy >/dev/null 2>&1 || true
 	rustup target add wasm32-unknown-unknown x86_64-unknown-none
+
+# PostgreSQL 15 for the store tests (tests/servers/postgres.sh starts throwaway clusters).
+PGBIN ?= /usr/lib/postgresql/15/bin
+setup-postgres:
+	if [ ! -x $(PGBIN)/initdb ]; then
+	  apt-get update -q >/dev/null
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15 >/dev/null
+	fi
 
 demo:
 	$(CARGO) build --release -p keycel-cli
@@ -24,7 +32,7 @@ lint: setup-rust
 test-nostd: setup-rust
 	$(CARGO) build -p keycel --no-default-features --target x86_64-unknown-none
 
-test-rust: setup-rust
+test-rust: setup-rust setup-postgres
 	$(CARGO) test --workspace
 
 # The policy tests through the CLI, as an operator would run them.
@@ -40,7 +48,7 @@ test-fuzz:
 fuzz:
 	$(MAKE) -C fuzz fuzz SECONDS_EACH=$(or $(SECONDS_EACH),300)
 
-test-python:
+test-python: setup-postgres
 	$(MAKE) -C bindings-python test
 
 test-wasm:
