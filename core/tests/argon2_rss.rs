@@ -27,7 +27,7 @@ use std::time::Duration as StdDuration;
 const PARAMS: HashParams = HashParams { m_cost: 8192, t_cost: 1, p_cost: 1 };
 const SLOTS: usize = 2;
 const THREADS: usize = 16;
-const PER_THREAD: usize = 3;
+const PER_THREAD: usize = 1;
 /// Everything that is not argon2 memory: thread stacks, arenas' bookkeeping, tokens.
 const SLACK_KIB: u64 = 8 * 1024;
 const CHILD: &str = "KEYCEL_RSS_CHILD";
@@ -93,7 +93,8 @@ fn run(mode: &str) -> u64 {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{mode} child failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let line = stdout.lines().find_map(|l| l.strip_prefix("KEYCEL_RSS ")).expect("child printed no RSS");
+    // The harness prints `test NAME ... ` on the same line first.
+    let line = stdout.lines().find_map(|l| l.split_once("KEYCEL_RSS ").map(|(_, r)| r)).expect("child printed no RSS");
     let field =
         |name: &str| -> u64 { line.split_whitespace().find_map(|kv| kv.strip_prefix(name)).unwrap().parse().unwrap() };
     field("peak_kib=").saturating_sub(field("base_kib="))
