@@ -207,6 +207,7 @@ impl Issuer {
             let owner = user_from_value(owner)?;
             ring.store().put_user(&owner).map_err(|e| keyring_error(e.into()))?;
         }
+        seed_actor(&ring, &actor, None)?;
         let (record, issued) = ring.create(&actor, new, now).map_err(keyring_error)?;
         Ok(issued_js(record, &issued, &audit))
     }
@@ -222,8 +223,32 @@ impl Issuer {
             ring.store().put_user(&user_from_value(owner)?).map_err(|e| keyring_error(e.into()))?;
         }
         ring.store().insert_key(record.inner()).map_err(|e| keyring_error(e.into()))?;
+        seed_actor(&ring, &actor, Some(record.inner()))?;
         let (record, issued) = ring.rotate(&actor, record.inner().id.as_str(), grace, now).map_err(keyring_error)?;
         Ok(issued_js(record, &issued, &audit))
+    }
+}
+
+/// Puts an acting key (and its user) into the scratch store, where the core keyring re-reads
+/// it at the moment of the change: the host passes the records as its store holds them now,
+/// and an inactive, expired or orphaned actor (or one whose secret was rotated past its
+/// grace) is refused by core exactly as in every other runtime. When the actor is the key
+/// being rotated, the record to rotate must be that very record.
+fn seed_actor(ring: &Keyring, actor: &Actor, target: Option<&keycel::KeyRecord>) -> Result<(), Error> {
+    let Actor::Key { key, user } = actor else { return Ok(()) };
+    if let Some(u) = user {
+        if ring.store().get_user(&u.id).map_err(|e| keyring_error(e.into()))?.is_none() {
+            ring.store().put_user(u).map_err(|e| keyring_error(e.into()))?;
+        }
+    }
+    match target {
+        Some(t) if t.id == key.id => {
+            if t != key.as_ref() {
+                return Err(Error::invalid_argument("actor.key and the record to rotate are different versions"));
+            }
+            Ok(())
+        }
+        _ => ring.store().insert_key(key).map_err(|e| keyring_error(e.into())),
     }
 }
 

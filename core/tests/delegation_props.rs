@@ -235,7 +235,9 @@ fn new_key(s: &Shape, users: &[UserShape]) -> NewKey {
     nk
 }
 
-fn run(users: Vec<UserShape>, seeds: Vec<Shape>, steps: Vec<Step>) -> Result<(), TestCaseError> {
+/// Runs one case; returns how many operations by keys succeeded (so a test can check the
+/// search reaches allowed outcomes, not only refusals).
+fn run(users: Vec<UserShape>, seeds: Vec<Shape>, steps: Vec<Step>) -> Result<usize, TestCaseError> {
     let w = world();
     let now = Timestamp::from_unix(T0).unwrap();
     let operator = Actor::Operator("prop".into());
@@ -253,6 +255,7 @@ fn run(users: Vec<UserShape>, seeds: Vec<Shape>, steps: Vec<Step>) -> Result<(),
     }
     let policy = w.engine.policy();
     let user_of = |k: &KeyRecord| k.kind.user().and_then(|u| w.store.get_user(u).unwrap());
+    let mut succeeded = 0;
     for step in steps {
         let actor_id = &ids[step.actor % ids.len()];
         let target_id = ids[step.target % ids.len()].clone();
@@ -284,6 +287,7 @@ fn run(users: Vec<UserShape>, seeds: Vec<Shape>, steps: Vec<Step>) -> Result<(),
         let on_target = !matches!(step.op, Op::Create(_));
         match touched {
             Ok(Some(r)) => {
+                succeeded += 1;
                 prop_assert!(usable, "an unusable actor acted: {:?}", step);
                 prop_assert!(!(on_target && hidden), "a hidden target was reached: {:?}", step);
                 let theirs = reach(policy, &r, user_of(&r).as_ref());
@@ -319,27 +323,67 @@ fn run(users: Vec<UserShape>, seeds: Vec<Shape>, steps: Vec<Step>) -> Result<(),
             }
         }
     }
-    Ok(())
+    Ok(succeeded)
 }
 
 fn cases() -> u32 {
     std::env::var("KEYCEL_DELEGATION_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
 }
 
+fn scenario() -> impl Strategy<Value = (Vec<UserShape>, Vec<Shape>, Vec<Step>)> {
+    (
+        proptest::collection::vec(user_shape(), 2..=2),
+        // The first seed is a broad key (admin, all accounts, no expiry, limit 10), so that
+        // many operations are allowed and the property is checked on real changes too.
+        proptest::collection::vec(shape(), 2..6).prop_map(|mut seeds| {
+            seeds.insert(
+                0,
+                Shape {
+                    role: 0,
+                    extra: Vec::new(),
+                    accounts: None,
+                    expires_in: None,
+                    max_concurrent: Some(10),
+                    personal: None,
+                },
+            );
+            seeds
+        }),
+        proptest::collection::vec(
+            (prop_oneof![Just(0usize), 0usize..16], 0usize..16, op()).prop_map(|(actor, target, op)| Step {
+                actor,
+                target,
+                op,
+            }),
+            1..16,
+        ),
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn no_management_outcome_exceeds_its_actor(
-        users in proptest::collection::vec(user_shape(), 2..=2),
-        seeds in proptest::collection::vec(shape(), 2..6),
-        steps in proptest::collection::vec(
-            (0usize..16, 0usize..16, op()).prop_map(|(actor, target, op)| Step { actor, target, op }),
-            1..16,
-        ),
-    ) {
+    fn no_management_outcome_exceeds_its_actor((users, seeds, steps) in scenario()) {
         run(users, seeds, steps)?;
     }
+}
+
+/// The search is not vacuous: over a fixed-seed sample, keys' operations do succeed (the
+/// property above would hold trivially if everything were refused).
+#[test]
+fn the_search_reaches_allowed_outcomes() {
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
+    let mut runner = TestRunner::new_with_rng(Config { cases: 24, ..Config::default() }, rng);
+    let total = std::cell::Cell::new(0usize);
+    runner
+        .run(&scenario(), |(users, seeds, steps)| {
+            total.set(total.get() + run(users, seeds, steps)?);
+            Ok(())
+        })
+        .unwrap();
+    assert!(total.get() >= 40, "only {} operations by keys succeeded", total.get());
 }
 
 /// The oracle itself can fail: a key given more than its actor is caught.
