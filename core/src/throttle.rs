@@ -18,8 +18,11 @@
 //! the budget refills (one failure per `window / limit`). Failures against unknown client ids
 //! count like any others, so the 429 says nothing about whether an id exists.
 //!
-//! Budgets are a generic cell rate (GCRA): a subject may fail `limit` times at once, then once
-//! per `window / limit`; one timestamp per subject. IPv6 addresses count per /64 (one host
+//! Budgets are a generic cell rate (GCRA), kept as debt: each failure adds `window / limit`,
+//! time pays it back, and a charge that would take the debt past `window` is refused. So a
+//! subject may fail `limit` times at once, then once per `window / limit`. The debt and the
+//! time it was last seen are stored per subject, so a clock that steps back (or a host
+//! passing an older `now`) neither inflates nor forgives a debt. IPv6 addresses count per /64 (one host
 //! owns a whole /64). The local store keeps at most `max_tracked` subjects per kind, the
 //! oldest out.
 //!
@@ -118,32 +121,46 @@ pub struct LocalBudget {
     ids: Mutex<Tracked>,
 }
 
-/// Theoretical arrival times (ms) per subject, and the insertion order for eviction.
+/// A subject's debt in ms, and when it was last charged (ms).
+#[derive(Debug, Clone, Copy, Default)]
+struct Debt {
+    ms: i64,
+    at: i64,
+}
+
+impl Debt {
+    /// The debt left at `now` (time only pays back; a step back pays nothing).
+    fn at(self, now: i64) -> i64 {
+        (self.ms - now.saturating_sub(self.at).max(0)).max(0)
+    }
+}
+
+/// Debts per subject, and the insertion order for eviction.
 #[derive(Debug, Default)]
 struct Tracked {
-    tat: HashMap<Arc<str>, i64>,
+    debts: HashMap<Arc<str>, Debt>,
     order: VecDeque<Arc<str>>,
 }
 
 impl Tracked {
     /// Runs `f` on `key`'s arrival time, tracking the key first (oldest out) when new.
-    fn update<R>(&mut self, key: &str, cap: usize, f: impl FnOnce(&mut i64) -> R) -> R {
-        if let Some(v) = self.tat.get_mut(key) {
+    fn update<R>(&mut self, key: &str, cap: usize, f: impl FnOnce(&mut Debt) -> R) -> R {
+        if let Some(v) = self.debts.get_mut(key) {
             return f(v);
         }
         while self.order.len() >= cap.max(1) {
             match self.order.pop_front() {
                 Some(old) => {
-                    self.tat.remove(&old);
+                    self.debts.remove(&old);
                 }
                 None => break,
             }
         }
-        let mut v = i64::MIN;
+        let mut v = Debt::default();
         let out = f(&mut v);
         let k: Arc<str> = Arc::from(key);
         self.order.push_back(k.clone());
-        self.tat.insert(k, v);
+        self.debts.insert(k, v);
         out
     }
 }
@@ -209,7 +226,7 @@ impl LocalBudget {
 
     /// Subjects tracked (both kinds).
     pub fn tracked(&self) -> usize {
-        lock(&self.ips).tat.len() + lock(&self.ids).tat.len()
+        lock(&self.ips).debts.len() + lock(&self.ids).debts.len()
     }
 }
 
@@ -220,15 +237,15 @@ impl FailureBudget for LocalBudget {
         let now_ms = now.unix().saturating_mul(1000);
         let key = key_of(subject);
         let mut tracked = lock(table);
-        tracked.update(&key, self.config.max_tracked, |tat| {
-            let next = (*tat).max(now_ms).saturating_add(interval);
+        tracked.update(&key, self.config.max_tracked, |debt| {
+            let next = debt.at(now_ms).saturating_add(interval);
             // Conforming while the debt after this charge fits the window.
-            if next - now_ms > tolerance + interval {
-                let wait_ms = next - interval - tolerance - now_ms;
+            if next > tolerance + interval {
+                let wait_ms = next - interval - tolerance;
                 let secs = u32::try_from((wait_ms + 999) / 1000).unwrap_or(u32::MAX).max(1);
                 return Err(Exhausted { retry_after_secs: secs });
             }
-            *tat = next;
+            *debt = Debt { ms: next, at: now_ms };
             Ok(())
         })
     }
@@ -237,9 +254,10 @@ impl FailureBudget for LocalBudget {
         let Some((table, limit)) = self.table(subject) else { return };
         let (interval, _) = self.rates(limit);
         let key = key_of(subject);
-        if let Some(tat) = lock(table).tat.get_mut(key.as_ref()) {
-            // Never below now: a refund restores one charge, it does not bank credit.
-            *tat = (*tat - interval).max(now.unix().saturating_mul(1000));
+        let now_ms = now.unix().saturating_mul(1000);
+        if let Some(debt) = lock(table).debts.get_mut(key.as_ref()) {
+            // Never below zero: a refund restores one charge, it does not bank credit.
+            *debt = Debt { ms: (debt.at(now_ms) - interval).max(0), at: now_ms.max(debt.at) };
         }
     }
 }
@@ -282,6 +300,19 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(b.charge(Subject::ClientId("kc_a"), t(70)), Ok(()));
         }
+    }
+
+    /// A host passing an older `now` (a clock stepping back) neither inflates nor forgives.
+    #[test]
+    fn time_stepping_back_keeps_the_debt_as_it_was() {
+        let b = budget(0, 10);
+        let id = Subject::ClientId("kc_b");
+        assert!(b.charge(id, t(1000)).is_ok());
+        for _ in 0..9 {
+            assert!(b.charge(id, t(900)).is_ok(), "an earlier now is not a debt of 100 s");
+        }
+        assert!(b.charge(id, t(900)).is_err(), "nor does it forgive the ten failures");
+        assert!(b.charge(id, t(906)).is_ok(), "time paid one back");
     }
 
     #[test]
