@@ -300,6 +300,7 @@ async def _measure(args: argparse.Namespace, port: int, pid: int, cached: str, f
     gen = await asyncio.create_subprocess_exec(
         sys.executable, "-I", str(Path(__file__).resolve()), "--load", "--port", str(port),
         "--connections", str(args.connections), "--seconds", str(args.seconds), "--flood-ips", str(args.flood_ips),
+        "--route", ROUTE,
         stdout=asyncio.subprocess.PIPE,
     )
     await asyncio.sleep(1.0)  # let the flood build up before probing
@@ -343,13 +344,16 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             time.sleep(1.0)
             base = tree_rss_kib(proc.pid)
             result = asyncio.run(_measure(args, port, proc.pid, cached, fresh))
-            samples = result.pop("rss_samples_kib")
+            # The peak: the highest sample of the tree, or the server process's own high-water
+            # mark (VmHWM catches a peak between samples).
+            hwm, end = _status_kib(proc.pid, "VmHWM"), tree_rss_kib(proc.pid)
+            peak = max(result.pop("rss_samples_kib") + [base, hwm, end])
             result["rss"] = {
                 "base_mib": round(base / 1024, 1),
-                "peak_mib": round(max(samples + [base]) / 1024, 1),
-                "growth_mib": round((max(samples + [base]) - base) / 1024, 1),
-                "hwm_mib": round(_status_kib(proc.pid, "VmHWM") / 1024, 1),
-                "end_mib": round(tree_rss_kib(proc.pid) / 1024, 1),
+                "peak_mib": round(peak / 1024, 1),
+                "growth_mib": round((peak - base) / 1024, 1),
+                "hwm_mib": round(hwm / 1024, 1),
+                "end_mib": round(end / 1024, 1),
             }
             result["cached_idle_p50_ms"] = round(sorted(idle)[len(idle) // 2] * 1000, 2)
             if proc.poll() is not None:
@@ -363,7 +367,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 proc.wait(timeout=10)
     result["settings"] = {
         "connections": args.connections, "seconds": args.seconds, "flood_ips": args.flood_ips,
-        "hash": args.hash, "cpus": os.cpu_count(),
+        "route": ROUTE, "hash": args.hash, "cpus": os.cpu_count(), "loadavg_1m_after": round(os.getloadavg()[0], 1),
     }
     return result
 
@@ -387,8 +391,8 @@ def targets(r: Dict[str, Any]) -> List[Tuple[str, bool]]:
 def report(r: Dict[str, Any]) -> str:
     s = r["settings"]
     lines = [
-        f"flood: {s['connections']} connections x {s['seconds']} s from {s['flood_ips']} source IP(s), "
-        f"hash preset {s['hash']}, {s['cpus']} CPUs",
+        f"flood: {s['route']}, {s['connections']} connections x {s['seconds']} s from {s['flood_ips']} source IP(s), "
+        f"hash preset {s['hash']}, {s['cpus']} CPUs, load average {s['loadavg_1m_after']}",
         f"{'stream':<10} {'requests':>8} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}  answers",
     ]
     for name in ("flood", "cached", "first_use", "health"):
@@ -409,16 +413,19 @@ def report(r: Dict[str, Any]) -> str:
 
 
 def main() -> None:
+    global ROUTE
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--flood-ips", type=int, default=64, help="loopback source addresses of the flood (127.0.1.x)")
+    p.add_argument("--route", default=ROUTE, help="keycel route to flood and probe (/mw/accounts/acc_1/data: the ASGI middleware)")
     p.add_argument("--hash", default="owasp", help="argon2 preset of the probe keys (the policy's default)")
     p.add_argument("--probe-timeout", type=float, default=60.0)
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
+    ROUTE = args.route
     if args.load:
         load_main(args)
         return
