@@ -6,9 +6,10 @@ use crate::convert::{timestamp, to_json, HeaderFilter};
 use crate::decision::Decision;
 use crate::errors::{detached, invalid_argument, raise};
 use crate::keyring::{hash_policy, Keyring};
+use crate::pending::{decision_of, Pending};
 use crate::records::{KeyRecord, UserRecord};
 use crate::stores::{store_from, StoreHandle};
-use keycel::engine::{EngineError, Lookup, Request};
+use keycel::engine::{EngineError, Lookup, Request, Step};
 use keycel::keyring::ManagementGuard;
 use keycel::policy::{PolicyError, PolicySet};
 use keycel::store::{Store, StoreError};
@@ -84,6 +85,7 @@ impl Engine {
         Ok(Engine { inner: Arc::new(engine), store: store_from(py, store)?, headers })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn request(
         action: &str,
         account: Option<String>,
@@ -91,6 +93,7 @@ impl Engine {
         path: Option<String>,
         ip: Option<String>,
         attributes: Option<&Bound<'_, PyAny>>,
+        client_ip: Option<String>,
     ) -> PyResult<Request> {
         let attributes = match attributes.filter(|a| !a.is_none()) {
             None => BTreeMap::new(),
@@ -99,7 +102,7 @@ impl Engine {
                 _ => return Err(invalid_argument("attributes", "attributes must be a mapping")),
             },
         };
-        Ok(Request { action: action.to_string(), account, method, path, ip, attributes })
+        Ok(Request { action: action.to_string(), account, method, path, ip, client_ip, attributes })
     }
 }
 
@@ -191,7 +194,8 @@ impl Engine {
     /// authentication → account scope → rules → lease. Never raises for a denied request:
     /// the `Decision` carries status, headers and body. When allowed, it holds a lease:
     /// release it when the request ends (`with decision:` / `async with decision:`).
-    #[pyo3(signature = (headers, action, account = None, method = None, path = None, ip = None, attributes = None, now = None))]
+    /// `client_ip`: the socket peer failed authentications are charged to (default `ip`).
+    #[pyo3(signature = (headers, action, account = None, method = None, path = None, ip = None, attributes = None, now = None, client_ip = None))]
     #[allow(clippy::too_many_arguments)]
     fn authorize(
         &self,
@@ -204,15 +208,46 @@ impl Engine {
         ip: Option<String>,
         attributes: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
+        client_ip: Option<String>,
     ) -> PyResult<Decision> {
         let pairs = crate::convert::headers(headers, &self.headers)?;
-        let request = Self::request(action, account, method, path, ip, attributes)?;
+        let request = Self::request(action, account, method, path, ip, attributes, client_ip)?;
         let now = timestamp(now, "now")?;
         let engine = &self.inner;
         let store = StoreLookup(&*self.store.store);
         let a = detached(py, || engine.authorize(pairs.iter().map(|(n, v)| (n, v)), &request, &store, now))?;
-        let needs_rehash = a.authenticated.as_ref().is_some_and(|x| x.needs_rehash);
-        Ok(Decision::full(a.decision, a.lease, a.key, needs_rehash))
+        Ok(decision_of(a))
+    }
+
+    /// The cheap first half of `authorize`: credentials, lookup, verified-secret cache and
+    /// failure budgets. Returns a `Decision` when that settles it (a cached key, a cheap
+    /// failure, 429 `too_many_failures`), else a `Pending` whose `finish()` runs argon2 (call
+    /// it off the event loop). Never runs argon2 itself.
+    #[pyo3(signature = (headers, action, account = None, method = None, path = None, ip = None, attributes = None, now = None, client_ip = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn authorize_step(
+        &self,
+        py: Python<'_>,
+        headers: &Bound<'_, PyAny>,
+        action: &str,
+        account: Option<String>,
+        method: Option<String>,
+        path: Option<String>,
+        ip: Option<String>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+        client_ip: Option<String>,
+    ) -> PyResult<Py<PyAny>> {
+        let pairs = crate::convert::headers(headers, &self.headers)?;
+        let request = Self::request(action, account, method, path, ip, attributes, client_ip)?;
+        let now = timestamp(now, "now")?;
+        let engine = &self.inner;
+        let store = StoreLookup(&*self.store.store);
+        let step = detached(py, || engine.authorize_step(pairs.iter().map(|(n, v)| (n, v)), &request, &store, now))?;
+        match step {
+            Step::Decided(a) => Ok(Py::new(py, decision_of(a))?.into_any()),
+            Step::NeedsHash(p) => Ok(Py::new(py, Pending::new(self.inner.clone(), p))?.into_any()),
+        }
     }
 
     /// Policy only, for a record the host already authenticated: account scope, forbid
@@ -232,7 +267,7 @@ impl Engine {
         user: Option<&UserRecord>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Decision> {
-        let request = Self::request(action, account, method, path, ip, attributes)?;
+        let request = Self::request(action, account, method, path, ip, attributes, None)?;
         let now = timestamp(now, "now")?;
         let user = user.map(|u| &u.inner);
         let d = detached(py, || self.inner.decide(&key.inner, user, &request, now))?;

@@ -6,6 +6,7 @@ mod decision;
 mod engine;
 mod errors;
 mod keyring;
+mod pending;
 mod records;
 mod stores;
 
@@ -23,6 +24,7 @@ fn _keycel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<keyring::Keyring>()?;
     m.add_class::<engine::Engine>()?;
     m.add_class::<decision::Ready>()?;
+    m.add_class::<pending::Pending>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

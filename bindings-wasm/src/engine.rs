@@ -76,6 +76,7 @@ impl RequestParts {
             method: self.method,
             path: self.path,
             ip: self.ip,
+            client_ip: None,
             attributes,
         })
     }

@@ -1,5 +1,6 @@
 //! Key-side costs: token parsing, credential extraction, authentication (cache hit, cold per
-//! preset, unknown id) and lease acquire+release. `cargo bench -p keycel --bench keys`.
+//! preset, unknown id, wrong secret for a record hashed with another preset) and lease
+//! acquire+release. `cargo bench -p keycel --features test-util --bench keys`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -74,6 +75,12 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("known_id_wrong_secret_owasp", |b| {
         b.iter(|| cold.authenticate(&wrong, Some(&rec), None, now).unwrap_err())
+    });
+    // Issue 12: the same wrong secret for a record hashed with `edge` while the policy says
+    // `owasp` must cost what an unknown id costs (padded to the configured preset).
+    let edge_rec = record(&key, HashParams::EDGE, now);
+    g.bench_function("known_id_wrong_secret_edge_record_owasp", |b| {
+        b.iter(|| cold.authenticate(&wrong, Some(&edge_rec), None, now).unwrap_err())
     });
     g.finish();
 

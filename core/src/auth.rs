@@ -3,9 +3,16 @@
 //! Checks run in a fixed order: checksum, record exists, secret (verified-secret cache or
 //! argon2, then the previous secret during a rotation grace period), active, not expired
 //! (with leeway), and for a personal token that its user still exists. Every failure
-//! answers the same external 401 and costs one argon2 computation (unknown ids and failures
-//! after a cache hit burn a dummy one), so neither the answer nor its timing tells which
-//! check failed. The reason is kept for audit logs only.
+//! answers the same external 401 and costs the argon2 work of the configured preset (unknown
+//! ids and failures after a cache hit burn a dummy computation; a wrong secret for a record
+//! hashed with cheaper parameters is padded up to it), so neither the answer nor its timing
+//! tells which check failed. The reason is kept for audit logs only.
+//!
+//! Authentication runs in two steps so a host can keep argon2 off its event loop:
+//! [`Authenticator::begin`] does everything cheap (record match, verified-secret cache, state
+//! checks after a hit) and either finishes or names the argon2 work left ([`HashWork`]);
+//! [`Authenticator::complete`] does that work through the gate. [`Authenticator::authenticate`]
+//! is the two in a row.
 
 use crate::credentials::{CredentialConfig, CredentialMethod, Credentials};
 use crate::decision::{Decision, Messages};
@@ -132,6 +139,29 @@ pub struct Authenticated {
     pub cache_hit: bool,
 }
 
+/// The argon2 work an authentication still needs after [`Authenticator::begin`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashWork {
+    /// Verify the secret against the record's stored hash.
+    Verify {
+        /// The verified-secret cache knows this exact secret for this stored hash (verified
+        /// before, past its TTL): it is the right one, so failure budgets may let it through.
+        recognised: bool,
+    },
+    /// Burn one dummy computation at the configured cost, then fail with this reason
+    /// (unknown client id, or a state check that failed after a cache hit).
+    Dummy(FailureReason),
+}
+
+/// The outcome of [`Authenticator::begin`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthStep {
+    /// Decided without argon2 (a verified-secret cache hit on a usable key).
+    Done(Authenticated),
+    /// argon2 must run: pass this to [`Authenticator::complete`].
+    Hash(HashWork),
+}
+
 /// Verifies credentials against records. Cheap to share: `Send + Sync` with `std`.
 #[derive(Debug)]
 pub struct Authenticator {
@@ -172,6 +202,7 @@ impl Authenticator {
 
     /// Authenticates `creds` against the record the host found for `creds.client_id()`
     /// (`None` when there is none) and, for personal tokens, the owner's current user record.
+    /// [`Authenticator::begin`] then, when argon2 is needed, [`Authenticator::complete`].
     pub fn authenticate(
         &self,
         creds: &Credentials,
@@ -179,25 +210,99 @@ impl Authenticator {
         user: Option<&UserRecord>,
         now: Timestamp,
     ) -> Result<Authenticated, AuthFailure> {
-        let fail = |reason| AuthFailure { reason, client_id: creds.client_id().clone() };
-        let secret = creds.secret().expose().as_bytes();
+        match self.begin(creds, record, user, now) {
+            AuthStep::Done(a) => Ok(a),
+            AuthStep::Hash(work) => self.complete(&work, creds, record, user, now),
+        }
+    }
+
+    /// The cheap part: checksum (already checked by `Credentials`), record match, the
+    /// verified-secret cache and, after a hit, the state checks. Never runs argon2, never
+    /// waits for the gate.
+    pub fn begin(
+        &self,
+        creds: &Credentials,
+        record: Option<&KeyRecord>,
+        user: Option<&UserRecord>,
+        now: Timestamp,
+    ) -> AuthStep {
         // 1. checksum: `Credentials` can only be built through the checked constructors
         //    (shape, length, prefix and checksum), in every binding too, so it holds here.
-        // 2. record exists (and is the right one); else spend a dummy verification.
+        // 2. record exists (and is the right one); else a dummy verification is owed.
         let record = match record {
             Some(r) if r.id == *creds.client_id() => r,
-            other => {
-                let reason =
-                    if other.is_some() { FailureReason::RecordMismatch } else { FailureReason::UnknownClientId };
-                let _gate = self.enter_gate().map_err(|_| fail(FailureReason::Overloaded))?;
-                self.config.hash.verify_dummy(secret);
-                return Err(fail(reason));
+            Some(_) => return AuthStep::Hash(HashWork::Dummy(FailureReason::RecordMismatch)),
+            None => return AuthStep::Hash(HashWork::Dummy(FailureReason::UnknownClientId)),
+        };
+        // 3. secret, from the cache when it can be.
+        #[cfg(feature = "std")]
+        {
+            let secret = creds.secret().expose().as_bytes();
+            match self.cache.lookup(record.id.as_str(), record.secret_hash.as_str(), secret, now) {
+                crate::cache::Lookup::Hit { needs_rehash } => {
+                    let verified = Authenticated {
+                        key_id: record.id.clone(),
+                        method: creds.method(),
+                        needs_rehash,
+                        via_previous_secret: false,
+                        cache_hit: true,
+                    };
+                    // 4-6. a state failure after a hit still owes a dummy hash (flat timing).
+                    return match self.state(record, user, now) {
+                        Ok(()) => AuthStep::Done(verified),
+                        Err(reason) => AuthStep::Hash(HashWork::Dummy(reason)),
+                    };
+                }
+                crate::cache::Lookup::Recognised => return AuthStep::Hash(HashWork::Verify { recognised: true }),
+                crate::cache::Lookup::Miss => {}
+            }
+        }
+        #[cfg(not(feature = "std"))]
+        let _ = (user, now);
+        AuthStep::Hash(HashWork::Verify { recognised: false })
+    }
+
+    /// The argon2 part, through the gate (overloaded when every slot stays busy for the
+    /// gate's `max_wait`). `creds`, `record` and `user` must be those given to `begin`.
+    pub fn complete(
+        &self,
+        work: &HashWork,
+        creds: &Credentials,
+        record: Option<&KeyRecord>,
+        user: Option<&UserRecord>,
+        now: Timestamp,
+    ) -> Result<Authenticated, AuthFailure> {
+        let fail = |reason| AuthFailure { reason, client_id: creds.client_id().clone() };
+        let secret = creds.secret().expose().as_bytes();
+        #[allow(unused_mut)]
+        let mut permit = self.enter_gate().map_err(|_| fail(FailureReason::Overloaded))?;
+        #[cfg(feature = "std")]
+        let ws = permit.workspace();
+        #[cfg(not(feature = "std"))]
+        let ws = {
+            let () = permit;
+            &mut crate::hash::Workspace::new()
+        };
+        let record = match (work, record) {
+            (HashWork::Verify { .. }, Some(r)) if r.id == *creds.client_id() => r,
+            (HashWork::Dummy(reason), _) => {
+                self.config.hash.verify_dummy_in(secret, ws);
+                return Err(fail(reason.clone()));
+            }
+            // A caller that lost its record between the steps: the same cost, the same 401.
+            (HashWork::Verify { .. }, _) => {
+                self.config.hash.verify_dummy_in(secret, ws);
+                return Err(fail(FailureReason::UnknownClientId));
             }
         };
-        // 3. secret.
-        let verified = self.verify_secret(record, creds.method(), secret, now).map_err(fail)?;
-        // 4-6. state checks; a failure after a cache hit burns a dummy hash to keep timing flat.
-        let state = if !record.active {
+        // 3. secret; 4-6. state checks (argon2 already ran, nothing more to burn).
+        let verified = self.verify_secret(record, creds.method(), secret, now, ws).map_err(fail)?;
+        self.state(record, user, now).map(|()| verified).map_err(fail)
+    }
+
+    /// Checks 4-6: active, not expired (with leeway), a personal token's user present.
+    fn state(&self, record: &KeyRecord, user: Option<&UserRecord>, now: Timestamp) -> Result<(), FailureReason> {
+        if !record.active {
             Err(FailureReason::Inactive)
         } else if record.expired(now, self.config.expiry_leeway) {
             Err(FailureReason::Expired)
@@ -208,25 +313,19 @@ impl Authenticator {
             }
         } else {
             Ok(())
-        };
-        match state {
-            Ok(()) => Ok(verified),
-            Err(reason) => {
-                if verified.cache_hit {
-                    let _gate = self.enter_gate().map_err(|_| fail(FailureReason::Overloaded))?;
-                    self.config.hash.verify_dummy(secret);
-                }
-                Err(fail(reason))
-            }
         }
     }
 
+    /// argon2 against the current hash, then (rotation grace) the previous one. A failure is
+    /// padded up to the configured preset's work, so its time does not depend on the
+    /// parameters the record was hashed with.
     fn verify_secret(
         &self,
         record: &KeyRecord,
         method: CredentialMethod,
         secret: &[u8],
         now: Timestamp,
+        ws: &mut crate::hash::Workspace,
     ) -> Result<Authenticated, FailureReason> {
         let base = Authenticated {
             key_id: record.id.clone(),
@@ -235,28 +334,30 @@ impl Authenticator {
             via_previous_secret: false,
             cache_hit: false,
         };
-        #[cfg(feature = "std")]
-        if let Some(needs_rehash) = self.cache.check(record.id.as_str(), record.secret_hash.as_str(), secret, now) {
-            return Ok(Authenticated { needs_rehash, cache_hit: true, ..base });
-        }
-        let _gate = self.enter_gate().map_err(|_| FailureReason::Overloaded)?;
-        match self.config.hash.verify(secret, &record.secret_hash) {
+        let hash = &self.config.hash;
+        let work = |phc: &crate::hash::PhcHash| phc.params().map(|p| p.work()).unwrap_or(0);
+        match hash.verify_in(secret, &record.secret_hash, ws) {
             Ok(v) => {
                 #[cfg(feature = "std")]
                 self.cache.insert(record.id.as_str(), record.secret_hash.as_str(), secret, now, v.needs_rehash);
                 Ok(Authenticated { needs_rehash: v.needs_rehash, ..base })
             }
-            Err(HashError::Mismatch) => match &record.previous_secret {
-                Some(prev) if now <= prev.valid_until => match self.config.hash.verify(secret, &prev.hash) {
-                    Ok(_) => Ok(Authenticated { needs_rehash: false, via_previous_secret: true, ..base }),
-                    Err(HashError::Mismatch) => Err(FailureReason::WrongSecret),
-                    Err(e) => Err(FailureReason::StoredHashRejected(e)),
-                },
-                _ => Err(FailureReason::WrongSecret),
-            },
+            Err(HashError::Mismatch) => {
+                let spent = work(&record.secret_hash);
+                let result = match &record.previous_secret {
+                    Some(prev) if now <= prev.valid_until => match hash.verify_in(secret, &prev.hash, ws) {
+                        Ok(_) => return Ok(Authenticated { needs_rehash: false, via_previous_secret: true, ..base }),
+                        Err(HashError::Mismatch) => (FailureReason::WrongSecret, spent + work(&prev.hash)),
+                        Err(e) => (FailureReason::StoredHashRejected(e), spent),
+                    },
+                    _ => (FailureReason::WrongSecret, spent),
+                };
+                hash.pad_failure_in(secret, result.1, ws);
+                Err(result.0)
+            }
             Err(e) => {
                 // Keep the cost of a refused hash equal to a real verification.
-                self.config.hash.verify_dummy(secret);
+                hash.verify_dummy_in(secret, ws);
                 Err(FailureReason::StoredHashRejected(e))
             }
         }
@@ -265,6 +366,12 @@ impl Authenticator {
     #[cfg(feature = "std")]
     fn enter_gate(&self) -> Result<crate::gate::GatePermit<'_>, crate::gate::Overloaded> {
         self.gate.enter()
+    }
+
+    /// The argon2 gate (slots, running computations, the memory its workspaces hold).
+    #[cfg(feature = "std")]
+    pub fn gate(&self) -> &crate::gate::HashGate {
+        &self.gate
     }
 
     #[cfg(not(feature = "std"))]

@@ -25,6 +25,8 @@ pub struct Messages {
     pub busy: String,
     /// 503 when the argon2 gate is saturated.
     pub overloaded: String,
+    /// 429 when a client address or client id has used up its failed-authentication budget.
+    pub too_many_failures: String,
     /// The `realm` in `WWW-Authenticate`.
     pub realm: String,
 }
@@ -39,6 +41,7 @@ impl Default for Messages {
             not_found: "Not found".to_string(),
             busy: "Too many concurrent requests for this key".to_string(),
             overloaded: "Service busy, retry shortly".to_string(),
+            too_many_failures: "Too many failed authentication attempts, retry later".to_string(),
             realm: "keycel".to_string(),
         }
     }
@@ -60,6 +63,8 @@ pub mod codes {
     pub const TOO_MANY_REQUESTS: &str = "too_many_requests";
     /// 503.
     pub const OVERLOADED: &str = "temporarily_unavailable";
+    /// 429 failed-authentication budget used up (answered before any argon2).
+    pub const TOO_MANY_FAILURES: &str = "too_many_failures";
 }
 
 /// Allow or deny, with everything needed to answer the client and to audit.
@@ -153,6 +158,18 @@ impl Decision {
         );
         d.key_id = Some(key_id.to_string());
         d
+    }
+
+    /// 429 `too_many_failures` with `Retry-After`: the client address or client id used up
+    /// its failed-authentication budget. Names no key (the id may not exist).
+    pub fn too_many_failures(m: &Messages, retry_after_secs: u32, reason: impl Into<String>) -> Self {
+        Self::deny(
+            429,
+            Some(codes::TOO_MANY_FAILURES),
+            &m.too_many_failures,
+            vec![("Retry-After".to_string(), retry_after_secs.to_string())],
+            reason,
+        )
     }
 
     /// 503 with `Retry-After` (argon2 gate saturated).

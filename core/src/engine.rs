@@ -8,7 +8,7 @@
 //! Compile once, evaluate many: the engine holds the compiled rules and one root CEL context
 //! with keycel's functions; a request only adds a resolver over the borrowed records.
 
-use crate::auth::{AuthConfig, Authenticated, Authenticator};
+use crate::auth::{AuthConfig, AuthFailure, AuthStep, Authenticated, Authenticator};
 use crate::credentials::Credentials;
 use crate::decision::{codes, Decision, Messages};
 use crate::hash::{HashParams, HashPolicy};
@@ -18,12 +18,14 @@ use crate::policy::facts::Facts;
 use crate::policy::{functions, Effect, Native, PolicyError, PolicySet, Rule};
 use crate::record::{KeyKind, KeyRecord, RecordError, UserRecord};
 use crate::store::{Store, StoreError};
+use crate::throttle::{FailureBudget, LocalBudget, ThrottleConfig};
 use crate::time::{Duration, Timestamp};
 use crate::token::TokenFormat;
 use std::fmt;
 use std::sync::Arc;
 
 pub use crate::request::Request;
+pub use crate::step::{PendingAuth, Step};
 
 /// Where the engine finds records during `authorize`. Every [`Store`] is one. Records come
 /// back shared, so a store that keeps them in memory costs a reference count per request.
@@ -60,7 +62,7 @@ pub struct Authorization {
 }
 
 impl Authorization {
-    fn denied(decision: Decision) -> Self {
+    pub(crate) fn denied(decision: Decision) -> Self {
         Authorization { decision, lease: None, key: None, user: None, authenticated: None }
     }
 }
@@ -95,8 +97,9 @@ impl From<PolicyError> for EngineError {
 pub struct Engine {
     policy: PolicySet,
     root: cel::Context<'static, 'static>,
-    auth: Authenticator,
+    pub(crate) auth: Authenticator,
     limiter: Limiter,
+    pub(crate) budget: Arc<dyn FailureBudget>,
 }
 
 impl fmt::Debug for Engine {
@@ -129,6 +132,14 @@ pub fn auth_config_for(policy: &PolicySet) -> Result<AuthConfig, EngineError> {
         cfg.expiry_leeway = Duration::parse(l).map_err(|e| EngineError::Config(e.to_string()))?;
     }
     Ok(cfg)
+}
+
+/// The failed-authentication budgets a policy's `[defaults.throttle]` implies.
+pub fn throttle_config_for(policy: &PolicySet) -> Result<ThrottleConfig, EngineError> {
+    match &policy.document().defaults.throttle {
+        Some(t) => ThrottleConfig::from_doc(t).map_err(EngineError::Config),
+        None => Ok(ThrottleConfig::default()),
+    }
 }
 
 /// The limiter settings a policy's `[defaults]` imply.
@@ -170,7 +181,20 @@ impl Engine {
         auth.credentials.validate().map_err(|e| EngineError::Config(e.to_string()))?;
         let root = functions::root_context().map_err(|e| EngineError::Config(e.to_string()))?;
         let auth = Authenticator::new(auth).map_err(|e| EngineError::Config(e.to_string()))?;
-        Ok(Engine { policy, root, auth, limiter: Limiter::new(limiter) })
+        let budget = Arc::new(LocalBudget::new(throttle_config_for(&policy)?));
+        Ok(Engine { policy, root, auth, limiter: Limiter::new(limiter), budget })
+    }
+
+    /// Keeps failed-authentication budgets elsewhere (e.g. a store shared by every process
+    /// of a deployment) instead of this process's [`LocalBudget`].
+    pub fn with_failure_budget(mut self, budget: Arc<dyn FailureBudget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Where failed-authentication budgets are kept.
+    pub fn failure_budget(&self) -> &Arc<dyn FailureBudget> {
+        &self.budget
     }
 
     /// The default policy with default settings.
@@ -199,7 +223,8 @@ impl Engine {
     }
 
     /// The whole pipeline for a host: headers → credentials → lookup → authenticate → decide
-    /// → lease. A lookup failure answers 503 (fail closed).
+    /// → lease. A lookup failure answers 503 (fail closed). [`Engine::authorize_step`] then,
+    /// when argon2 is needed, [`PendingAuth::finish`].
     pub fn authorize<I, N, V>(
         &self,
         headers: I,
@@ -212,33 +237,15 @@ impl Engine {
         N: AsRef<str>,
         V: AsRef<str>,
     {
-        let creds = match self.auth.credentials(headers) {
-            Ok(c) => c,
-            Err(e) => return Authorization::denied(e.decision(self.messages())),
-        };
-        let unavailable =
-            |e: StoreError| Authorization::denied(Decision::overloaded(self.messages(), format!("key store: {e}")));
-        let record = match lookup.key(creds.client_id().as_str()) {
-            Ok(r) => r,
-            Err(e) => return unavailable(e),
-        };
-        let user = match record.as_ref().and_then(|r| r.kind.user()) {
-            Some(u) => match lookup.user(u) {
-                Ok(u) => u,
-                Err(e) => return unavailable(e),
-            },
-            None => None,
-        };
-        let mut a = self.authorize_credentials(&creds, record.as_deref(), user.as_deref(), request, now);
-        if a.authenticated.is_some() {
-            a.key = record;
-            a.user = user;
+        match self.authorize_step(headers, request, lookup, now) {
+            Step::Decided(a) => a,
+            Step::NeedsHash(pending) => pending.finish(self, now),
         }
-        a
     }
 
     /// For hosts that fetched the record (and user) themselves, e.g. an edge worker reading
-    /// KV asynchronously between [`Authenticator::credentials`] and this call.
+    /// KV asynchronously between [`Authenticator::credentials`] and this call. Failure
+    /// budgets apply as in [`Engine::authorize`].
     pub fn authorize_credentials(
         &self,
         creds: &Credentials,
@@ -247,7 +254,30 @@ impl Engine {
         request: &Request,
         now: Timestamp,
     ) -> Authorization {
-        let authenticated = match self.auth.authenticate(creds, record, user, now) {
+        match self.auth.begin(creds, record, user, now) {
+            AuthStep::Done(a) => self.admit(record, user, request, Ok(a), now),
+            AuthStep::Hash(work) => {
+                let charges = match self.charge(creds, &work, request, now) {
+                    Ok(c) => c,
+                    Err(t) => return Authorization::denied(t.decision(self.messages())),
+                };
+                let result = self.auth.complete(&work, creds, record, user, now);
+                charges.settle(&result, now);
+                self.admit(record, user, request, result, now)
+            }
+        }
+    }
+
+    /// After authentication: the decision, and the lease when allowed.
+    pub(crate) fn admit(
+        &self,
+        record: Option<&KeyRecord>,
+        user: Option<&UserRecord>,
+        request: &Request,
+        authenticated: Result<Authenticated, AuthFailure>,
+        now: Timestamp,
+    ) -> Authorization {
+        let authenticated = match authenticated {
             Ok(a) => a,
             Err(f) => return Authorization::denied(f.decision(self.messages())),
         };

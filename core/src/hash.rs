@@ -15,7 +15,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
-use argon2::{Algorithm, Argon2, AssociatedData, Params, ParamsBuilder, Version};
+use argon2::{Algorithm, Argon2, AssociatedData, Block, Params, ParamsBuilder, Version};
 use base64ct::{Base64Unpadded, Encoding};
 use core::fmt;
 use rand_core::TryCryptoRng;
@@ -58,6 +58,16 @@ impl HashParams {
             "edge" => Some(Self::EDGE),
             _ => None,
         }
+    }
+
+    /// argon2's work for these parameters, in 1 KiB block computations (memory blocks ×
+    /// passes; lanes run one after another here, so `p` adds no parallel speed-up). Used to
+    /// pad a failure to the configured preset's cost.
+    pub fn work(&self) -> u64 {
+        let lanes = u64::from(self.p_cost.max(1));
+        // argon2 rounds memory down to whole segments: 4 per lane.
+        let blocks = (u64::from(self.m_cost) / (4 * lanes)) * 4 * lanes;
+        blocks.saturating_mul(u64::from(self.t_cost))
     }
 
     fn within(&self, floor: &HashParams, ceiling: &HashParams) -> bool {
@@ -253,12 +263,22 @@ impl HashPolicy {
         )
     }
 
-    /// Hashes a secret with a fresh random salt.
+    /// Hashes a secret with a fresh random salt (argon2 memory allocated for this call).
     pub fn hash<R: TryCryptoRng + ?Sized>(&self, secret: &[u8], rng: &mut R) -> Result<PhcHash, HashError> {
+        self.hash_in(secret, rng, &mut Workspace::new())
+    }
+
+    /// [`HashPolicy::hash`] in a reusable workspace.
+    pub fn hash_in<R: TryCryptoRng + ?Sized>(
+        &self,
+        secret: &[u8],
+        rng: &mut R,
+        ws: &mut Workspace,
+    ) -> Result<PhcHash, HashError> {
         let mut salt = [0u8; SALT_LEN];
         rng.try_fill_bytes(&mut salt).map_err(|_| HashError::Rng)?;
         let mut out = [0u8; OUTPUT_LEN];
-        compute(&self.params, secret, &salt, &mut out, &[], &[])?;
+        compute(&self.params, secret, &salt, &mut out, &[], &[], ws)?;
         let phc = format!(
             "$argon2id$v=19$m={},t={},p={}${}${}",
             self.params.m_cost,
@@ -272,6 +292,11 @@ impl HashPolicy {
 
     /// Verifies a secret against a stored hash. Parameters are checked before argon2 runs.
     pub fn verify(&self, secret: &[u8], stored: &PhcHash) -> Result<Verified, HashError> {
+        self.verify_in(secret, stored, &mut Workspace::new())
+    }
+
+    /// [`HashPolicy::verify`] in a reusable workspace.
+    pub fn verify_in(&self, secret: &[u8], stored: &PhcHash, ws: &mut Workspace) -> Result<Verified, HashError> {
         let parsed = parse(stored.as_str())?;
         if !parsed.params.within(&self.floor, &self.ceiling) {
             return Err(HashError::ParamsOutOfRange(parsed.params));
@@ -279,7 +304,7 @@ impl HashPolicy {
         let salt = Base64Unpadded::decode_vec(parsed.salt).map_err(|_| HashError::Malformed)?;
         let expected = Base64Unpadded::decode_vec(parsed.hash).map_err(|_| HashError::Malformed)?;
         let mut out = vec![0u8; expected.len()];
-        compute(&parsed.params, secret, &salt, &mut out, &[], &[])?;
+        compute(&parsed.params, secret, &salt, &mut out, &[], &[], ws)?;
         if bool::from(out.ct_eq(&expected)) {
             Ok(Verified { needs_rehash: parsed.params != self.params })
         } else {
@@ -290,19 +315,91 @@ impl HashPolicy {
     /// Spends the same work as a verification with the configured parameters and always
     /// fails: used for unknown client ids so they cost the same as a wrong secret.
     pub fn verify_dummy(&self, secret: &[u8]) -> HashError {
-        const DUMMY_SALT: [u8; SALT_LEN] = *b"keycel-dummy-slt";
+        self.verify_dummy_in(secret, &mut Workspace::new())
+    }
+
+    /// [`HashPolicy::verify_dummy`] in a reusable workspace.
+    pub fn verify_dummy_in(&self, secret: &[u8], ws: &mut Workspace) -> HashError {
         let _decode_twin: Vec<u8> = Base64Unpadded::decode_vec("a2V5Y2VsLWR1bW15LXNsdA").unwrap_or_default();
         let mut out = [0u8; OUTPUT_LEN];
-        let _ = compute(&self.params, secret, &DUMMY_SALT, &mut out, &[], &[]);
+        let _ = compute(&self.params, secret, &DUMMY_SALT, &mut out, &[], &[], ws);
         let _ = out.ct_eq(&[0u8; OUTPUT_LEN]);
         HashError::Mismatch
+    }
+
+    /// Tops a failed verification up to the configured preset's cost: `spent` is the
+    /// [`HashParams::work`] already done (e.g. one verification against a record hashed with
+    /// `edge` while the policy says `owasp`). Runs one dummy argon2 over the difference with
+    /// the configured number of passes, so a failure costs the same whatever parameters the
+    /// record carries (the pad's memory never exceeds the configured `m_cost`). Does nothing
+    /// when `spent` already reaches the configured cost.
+    pub fn pad_failure_in(&self, secret: &[u8], spent: u64, ws: &mut Workspace) {
+        let target = self.params.work();
+        let Some(missing) = target.checked_sub(spent).filter(|m| *m > 0) else { return };
+        let t_cost = self.params.t_cost.max(1);
+        let m_cost = u32::try_from(missing / u64::from(t_cost)).unwrap_or(u32::MAX).min(self.params.m_cost);
+        if m_cost < Params::MIN_M_COST {
+            return; // less than one segment: below the noise of a single verification
+        }
+        let pad = HashParams { m_cost, t_cost, p_cost: 1 };
+        let mut out = [0u8; OUTPUT_LEN];
+        let _ = compute(&pad, secret, &DUMMY_SALT, &mut out, &[], &[], ws);
+        let _ = out.ct_eq(&[0u8; OUTPUT_LEN]);
+    }
+}
+
+/// The dummy computations' salt (never a stored hash's: those are random).
+const DUMMY_SALT: [u8; SALT_LEN] = *b"keycel-dummy-slt";
+
+/// argon2's working memory, kept between computations so a process that verifies many
+/// secrets allocates it once per concurrent computation instead of once per request (a fresh
+/// 19 MiB block per verification is what glibc kept, growing RSS to gigabytes under a flood).
+/// It grows to the largest computation it served and never shrinks; the argon2 gate owns one
+/// per slot. Holds the last computation's internal state (not the secret), never shown.
+#[derive(Default)]
+pub struct Workspace {
+    blocks: Vec<Block>,
+}
+
+impl fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Workspace").field("bytes", &self.bytes()).finish()
+    }
+}
+
+impl Workspace {
+    /// An empty workspace (it allocates on first use).
+    pub fn new() -> Self {
+        Workspace { blocks: Vec::new() }
+    }
+
+    /// Bytes of argon2 memory held.
+    pub fn bytes(&self) -> usize {
+        self.blocks.len() * Block::SIZE
+    }
+
+    /// The first `n` blocks, growing the workspace (without aborting on allocation failure).
+    fn blocks(&mut self, n: usize) -> Result<&mut [Block], HashError> {
+        if let Some(more) = n.checked_sub(self.blocks.len()).filter(|m| *m > 0) {
+            self.blocks.try_reserve_exact(more).map_err(|_| HashError::Compute)?;
+            self.blocks.resize(n, Block::new());
+        }
+        self.blocks.get_mut(..n).ok_or(HashError::Compute)
     }
 }
 
 /// The one place argon2 runs. `key` and `ad` are argon2's optional secret and associated
 /// data: keycel stores neither (PHC cannot carry them), but routing the RFC 9106 vector
 /// through this function tests the exact code path every hash takes.
-fn compute(p: &HashParams, pwd: &[u8], salt: &[u8], out: &mut [u8], key: &[u8], ad: &[u8]) -> Result<(), HashError> {
+fn compute(
+    p: &HashParams,
+    pwd: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    key: &[u8],
+    ad: &[u8],
+    ws: &mut Workspace,
+) -> Result<(), HashError> {
     let mut builder = ParamsBuilder::new();
     builder.m_cost(p.m_cost).t_cost(p.t_cost).p_cost(p.p_cost).output_len(out.len());
     if !ad.is_empty() {
@@ -314,7 +411,8 @@ fn compute(p: &HashParams, pwd: &[u8], salt: &[u8], out: &mut [u8], key: &[u8], 
     } else {
         Argon2::new_with_secret(key, Algorithm::Argon2id, Version::V0x13, params).map_err(|_| HashError::Compute)?
     };
-    argon.hash_password_into(pwd, salt, out).map_err(|_| HashError::Compute)
+    let blocks = ws.blocks(argon.params().block_count())?;
+    argon.hash_password_into_with_memory(pwd, salt, out, blocks).map_err(|_| HashError::Compute)
 }
 
 #[cfg(test)]
@@ -353,7 +451,7 @@ mod tests {
     fn rfc9106_argon2id_vector() {
         let mut out = [0u8; 32];
         let p = HashParams { m_cost: 32, t_cost: 3, p_cost: 4 };
-        compute(&p, &[1u8; 32], &[2u8; 16], &mut out, &[3u8; 8], &[4u8; 12]).unwrap();
+        compute(&p, &[1u8; 32], &[2u8; 16], &mut out, &[3u8; 8], &[4u8; 12], &mut Workspace::new()).unwrap();
         let expected = [
             0x0d, 0x64, 0x0d, 0xf5, 0x8d, 0x78, 0x76, 0x6c, 0x08, 0xc0, 0x37, 0xa3, 0x4a, 0x8b, 0x53, 0xc9, 0xd0, 0x1e,
             0xf0, 0x45, 0x2d, 0x75, 0xb6, 0x5e, 0xb5, 0x25, 0x20, 0xe9, 0x6b, 0x01, 0xe6, 0x59,

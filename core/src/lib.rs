@@ -2,8 +2,9 @@
 //!
 //! The base of the crate is `no_std` + `alloc`: key format, records, credential parsing,
 //! argon2id hashing with a caller-supplied RNG, and authentication. The `std` feature adds the
-//! thread-safe pieces (verified-secret cache, argon2 gate, concurrency leases, stores, keyring);
-//! the `policy` feature adds CEL policies; `sqlite` adds the SQLite store.
+//! thread-safe pieces (verified-secret cache, argon2 gate, concurrency leases, stores, keyring,
+//! failed-authentication budgets); the `policy` feature adds CEL policies and the engine
+//! (with its two-step `authorize_step`); `sqlite` adds the SQLite store.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 
@@ -43,10 +44,14 @@ pub mod policy;
 pub mod request;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "policy")]
+pub mod step;
 #[cfg(feature = "std")]
 pub mod store;
+#[cfg(feature = "std")]
+pub mod throttle;
 
-pub use auth::{AuthConfig, AuthFailure, Authenticated, Authenticator, FailureReason};
+pub use auth::{AuthConfig, AuthFailure, AuthStep, Authenticated, Authenticator, FailureReason, HashWork};
 pub use credentials::{CredentialConfig, CredentialError, CredentialMethod, Credentials};
 pub use decision::Decision;
 pub use hash::{HashError, HashParams, HashPolicy, PhcHash};

@@ -24,9 +24,14 @@ pub struct Request {
     /// HTTP path.
     #[serde(default)]
     pub path: Option<String>,
-    /// Client IP address.
+    /// Client IP address (what policies see as `request.ip`).
     #[serde(default)]
     pub ip: Option<String>,
+    /// The address the failed-authentication budget is charged to: the socket peer as the
+    /// integration saw it (ASGI `scope["client"]`, the TCP peer), not a header a client can
+    /// forge. When unset, `ip` is used. Not visible to policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
     /// Anything else the host wants policies to see.
     #[serde(default)]
     pub attributes: BTreeMap<String, serde_json::Value>,
@@ -62,6 +67,17 @@ impl Request {
         self
     }
 
+    /// Sets the address failed authentications are charged to (see [`Request::client_ip`]).
+    pub fn client_ip(mut self, ip: &str) -> Self {
+        self.client_ip = Some(ip.to_string());
+        self
+    }
+
+    /// The address failed authentications are charged to: `client_ip`, else `ip`.
+    pub fn throttle_ip(&self) -> Option<&str> {
+        self.client_ip.as_deref().or(self.ip.as_deref())
+    }
+
     /// Adds an attribute.
     pub fn attribute(mut self, name: &str, value: serde_json::Value) -> Self {
         self.attributes.insert(name.to_string(), value);
@@ -82,7 +98,7 @@ impl Request {
                 return Err(format!("attribute {k:?} is larger than {MAX_ATTRIBUTE_BYTES} bytes"));
             }
         }
-        for s in [&self.account, &self.method, &self.path, &self.ip].into_iter().flatten() {
+        for s in [&self.account, &self.method, &self.path, &self.ip, &self.client_ip].into_iter().flatten() {
             if s.len() > 2048 {
                 return Err("request fields are limited to 2048 bytes".to_string());
             }

@@ -1,8 +1,11 @@
 //! Timing side channels of authentication (issue 7).
 //!
-//! Every authentication failure must cost one argon2 computation, whatever the reason, so a
-//! caller cannot tell an unknown client id from a wrong secret, or learn that a key exists but
-//! is inactive, expired or orphaned. The test measures each failure class with samples taken in
+//! Every authentication failure must cost one argon2 computation at the configured preset,
+//! whatever the reason and whatever parameters the record was hashed with, so a caller cannot
+//! tell an unknown client id from a wrong secret, or learn that a key exists but is inactive,
+//! expired or orphaned (issue 12: a wrong secret for a record hashed with cheaper parameters
+//! answered faster than an unknown id, so the id showed as existing; such failures are now
+//! padded up to the configured cost, the `CheapRecord` class). The test measures each failure class with samples taken in
 //! a shuffled, interleaved order (so drift and noise from other processes hit every class
 //! alike), takes the median per class, and fails when a class's median differs from the
 //! wrong-secret median by more than [`BOUND`].
@@ -48,6 +51,9 @@ const ROUNDS: usize = 30;
 const ATTEMPTS: usize = 3;
 /// EDGE parameters: large enough that argon2 dominates everything else by two orders.
 const PARAMS: HashParams = HashParams::EDGE;
+/// A record hashed with half the configured work (the default floor): without padding, a
+/// wrong secret for it costs half an unknown id.
+const CHEAPER: HashParams = HashParams::DEFAULT_FLOOR;
 
 fn ts(s: i64) -> Timestamp {
     Timestamp::from_unix(s).unwrap()
@@ -57,6 +63,7 @@ fn ts(s: i64) -> Timestamp {
 enum Class {
     WrongSecret,
     UnknownId,
+    CheapRecord,
     Inactive,
     Expired,
     UserRemoved,
@@ -104,6 +111,12 @@ fn failure_classes_are_indistinguishable_by_time() {
     // A wrong secret with a valid checksum for the live key's id; an id nobody has.
     let wrong = format.new_secret(&live.id, &mut getrandom::SysRng).unwrap();
     let unknown = format.issue(&mut getrandom::SysRng).unwrap();
+    // A key hashed with cheaper parameters than the configured ones (an older policy, or a
+    // tampered store within the floor), and a wrong secret for it.
+    let cheap_ring =
+        Keyring::new(store.clone() as Arc<dyn Store>).with_hash(HashPolicy::with_params(CHEAPER).unwrap()).unwrap();
+    let (cheap, _) = cheap_ring.create(&op, NewKey::api("cheap", "member"), now).unwrap();
+    let cheap_wrong = format.new_secret(&cheap.id, &mut getrandom::SysRng).unwrap();
 
     // Warm the cache with the correct secrets while the keys are still usable, then break them:
     // afterwards each state failure is a cache hit followed by the dummy argon2, the cheapest
@@ -134,6 +147,20 @@ fn failure_classes_are_indistinguishable_by_time() {
             },
         ),
         (Class::UnknownId, Case { creds: bearer(unknown.token().expose()), record: None, user: None }),
+        (
+            Class::CheapRecord,
+            Case {
+                creds: Credentials::from_pair(
+                    &format,
+                    cheap.id.as_str(),
+                    cheap_wrong.expose(),
+                    keycel::CredentialMethod::HeaderPair,
+                )
+                .unwrap(),
+                record: Some(cheap.clone()),
+                user: None,
+            },
+        ),
         (Class::Inactive, Case { creds: bearer(inactive_key.token().expose()), record: Some(inactive), user: None }),
         (Class::Expired, Case { creds: bearer(expired_key.token().expose()), record: Some(expired), user: None }),
         // The host found no user for the personal token (the user was removed).

@@ -206,6 +206,16 @@ class Decision:
         tb: Optional[TracebackType],
     ) -> _Ready[Literal[False]]: ...
 
+class Pending:
+    """argon2 still owed for a request (from Engine.authorize_step); finish() it off the event loop."""
+
+    def finish(self, now: Optional[TimeLike] = None) -> Decision:
+        """Runs argon2 (GIL released) and decides; 503 when the argon2 gate stays full."""
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def finished(self) -> bool: ...
+
 class MemoryStore:
     """Thread-safe in-memory store."""
 
@@ -346,7 +356,21 @@ class Engine:
         ip: Optional[str] = None,
         attributes: Optional[Mapping[str, Any]] = None,
         now: Optional[TimeLike] = None,
+        client_ip: Optional[str] = None,
     ) -> Decision: ...
+    def authorize_step(
+        self,
+        headers: HeadersArg,
+        action: str,
+        account: Optional[str] = None,
+        method: Optional[str] = None,
+        path: Optional[str] = None,
+        ip: Optional[str] = None,
+        attributes: Optional[Mapping[str, Any]] = None,
+        now: Optional[TimeLike] = None,
+        client_ip: Optional[str] = None,
+    ) -> Union[Decision, Pending]:
+        """Cached keys and cheap failures decide here; anything needing argon2 returns a Pending."""
     def decide(
         self,
         key: KeyRecord,

@@ -49,12 +49,30 @@ pub struct DefaultsDoc {
     pub token_prefix: Option<String>,
     /// argon2id preset for new hashes: `owasp` (default) or `edge`.
     pub hash: Option<String>,
+    /// Failed-authentication budgets (`[defaults.throttle]`).
+    #[serde(default)]
+    pub throttle: Option<ThrottleDoc>,
     /// Client-facing texts.
     #[serde(default)]
     pub messages: Option<Messages>,
     /// Header names for the client-id/secret pair.
     #[serde(default)]
     pub credentials: Option<CredentialConfig>,
+}
+
+/// `[defaults.throttle]`: failures allowed per client address and per client id before
+/// answering 429 `too_many_failures` without hashing (0 turns a budget off).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleDoc {
+    /// Failures per client address per window (default 20).
+    pub per_ip: Option<u32>,
+    /// Failures per client id per window (default 10).
+    pub per_client_id: Option<u32>,
+    /// The window (default `60s`).
+    pub window: Option<String>,
+    /// Most addresses and most client ids tracked, each (default 10000; oldest out).
+    pub max_tracked: Option<usize>,
 }
 
 /// `[[rules]]`.

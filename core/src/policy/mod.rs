@@ -288,6 +288,9 @@ impl PolicySet {
         if let Some(p) = &doc.defaults.token_prefix {
             crate::token::TokenFormat::with_prefix(p).map_err(|e| at(None, e.to_string(), find(p)))?;
         }
+        if let Some(t) = &doc.defaults.throttle {
+            crate::throttle::ThrottleConfig::from_doc(t).map_err(|e| at(None, e, None))?;
+        }
         Ok(PolicySet { origin: origin.to_string(), doc, roles, rules })
     }
 

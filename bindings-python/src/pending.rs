@@ -1,0 +1,66 @@
+//! `Pending`: an authorization waiting for its argon2 computation (from
+//! `Engine.authorize_step`). `finish()` runs it with the GIL released, on whatever thread the
+//! host chose (a bounded worker pool, off the event loop); dropping it unfinished gives back
+//! the failure-budget charges it took.
+
+use crate::convert::timestamp;
+use crate::decision::Decision;
+use crate::errors::{detached, invalid_argument};
+use keycel::engine::PendingAuth;
+use pyo3::prelude::*;
+use std::sync::{Arc, Mutex};
+
+/// Turns a core authorization into the Python `Decision`.
+pub(crate) fn decision_of(a: keycel::engine::Authorization) -> Decision {
+    let needs_rehash = a.authenticated.as_ref().is_some_and(|x| x.needs_rehash);
+    Decision::full(a.decision, a.lease, a.key, needs_rehash)
+}
+
+/// argon2 still owed for this request. Call `finish()` once, off the event loop.
+#[pyclass(frozen, module = "keycel._keycel", name = "Pending")]
+#[derive(Debug)]
+pub(crate) struct Pending {
+    engine: Arc<keycel::engine::Engine>,
+    client_id: String,
+    inner: Mutex<Option<PendingAuth>>,
+}
+
+impl Pending {
+    pub(crate) fn new(engine: Arc<keycel::engine::Engine>, pending: PendingAuth) -> Self {
+        Pending { engine, client_id: pending.client_id().to_string(), inner: Mutex::new(Some(pending)) }
+    }
+}
+
+#[pymethods]
+impl Pending {
+    /// Runs the argon2 verification (503 `overloaded` when the engine's argon2 gate stays
+    /// full) and decides, with the GIL released. Raises `InvalidArgumentError` when called a
+    /// second time.
+    #[pyo3(signature = (now = None))]
+    fn finish(&self, py: Python<'_>, now: Option<&Bound<'_, PyAny>>) -> PyResult<Decision> {
+        let now = timestamp(now, "now")?;
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(pending) = taken else {
+            return Err(invalid_argument("pending", "this pending authorization was already finished"));
+        };
+        let engine = &self.engine;
+        let a = detached(py, move || pending.finish(engine, now))?;
+        Ok(decision_of(a))
+    }
+
+    /// The client id presented (public; the key may not exist).
+    #[getter]
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// True once `finish()` ran.
+    #[getter]
+    fn finished(&self) -> bool {
+        self.inner.lock().map(|g| g.is_none()).unwrap_or(true)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Pending(client_id={:?}, finished={})", self.client_id, if self.finished() { "True" } else { "False" })
+    }
+}

@@ -1,0 +1,218 @@
+//! Two-step authorization, so a host with an event loop never runs argon2 on it.
+//!
+//! [`Engine::authorize_step`] does everything cheap: credentials, record lookup, the
+//! verified-secret cache, the decision for a cache hit, and the failed-authentication budget
+//! (a subject over budget is answered 429 here, without hashing). What is left is argon2: the
+//! step returns it as a [`PendingAuth`], which owns everything it needs (`'static`, `Send`),
+//! so the host can [`PendingAuth::finish`] it on a worker thread, or answer 503 itself when its
+//! pool is full (dropping a pending authentication refunds its budget charges).
+//! `Engine::authorize` is the two in a row, so the decision never depends on how a host
+//! splits the work.
+
+use crate::auth::{AuthFailure, AuthStep, Authenticated, FailureReason, HashWork};
+use crate::credentials::Credentials;
+use crate::decision::Decision;
+use crate::engine::{Authorization, Engine, Lookup};
+use crate::record::{KeyRecord, UserRecord};
+use crate::request::Request;
+use crate::store::StoreError;
+use crate::throttle::{FailureBudget, Subject};
+use crate::time::Timestamp;
+use std::sync::Arc;
+
+/// The outcome of [`Engine::authorize_step`].
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // moved once per request; boxing would allocate on every hit
+pub enum Step {
+    /// Decided without argon2: a cache hit, a cheap failure, or a 429 from the failure budget.
+    Decided(Authorization),
+    /// argon2 must run: call [`PendingAuth::finish`], off the event loop.
+    NeedsHash(PendingAuth),
+}
+
+impl Step {
+    /// True when argon2 is still owed.
+    pub fn needs_hash(&self) -> bool {
+        matches!(self, Step::NeedsHash(_))
+    }
+}
+
+/// An authentication waiting for its argon2 computation. Owns the credentials, the records it
+/// was looked up with and the request; never shows the secret (`Debug` is redacted).
+#[derive(Debug)]
+pub struct PendingAuth {
+    creds: Credentials,
+    record: Option<Arc<KeyRecord>>,
+    user: Option<Arc<UserRecord>>,
+    request: Request,
+    work: HashWork,
+    charges: Charges,
+}
+
+impl PendingAuth {
+    /// The client id presented (public; the key may not exist).
+    pub fn client_id(&self) -> &str {
+        self.creds.client_id().as_str()
+    }
+
+    /// Runs the argon2 verification (through the gate: 503 `overloaded` when every slot stays
+    /// busy for the gate's `max_wait`) and decides. `engine` must be the one that made the
+    /// step.
+    pub fn finish(self, engine: &Engine, now: Timestamp) -> Authorization {
+        let PendingAuth { creds, record, user, request, work, charges } = self;
+        let result = engine.auth.complete(&work, &creds, record.as_deref(), user.as_deref(), now);
+        charges.settle(&result, now);
+        let mut a = engine.admit(record.as_deref(), user.as_deref(), &request, result, now);
+        if a.authenticated.is_some() {
+            a.key = record;
+            a.user = user;
+        }
+        a
+    }
+}
+
+/// Failures charged before argon2; refunded on drop unless settled as a real failure.
+#[derive(Debug)]
+pub(crate) struct Charges {
+    budget: Option<Arc<dyn FailureBudget>>,
+    ip: Option<String>,
+    client_id: Option<String>,
+}
+
+impl Charges {
+    fn none() -> Self {
+        Charges { budget: None, ip: None, client_id: None }
+    }
+
+    /// Keeps the charges when argon2 ran and failed; refunds them on success, or when the
+    /// gate was full (no argon2 ran).
+    pub(crate) fn settle(mut self, result: &Result<Authenticated, AuthFailure>, now: Timestamp) {
+        match result {
+            Err(f) if f.reason != FailureReason::Overloaded => self.budget = None,
+            _ => self.refund(now),
+        }
+    }
+
+    fn refund(&mut self, now: Timestamp) {
+        if let Some(b) = self.budget.take() {
+            if let Some(ip) = &self.ip {
+                b.refund(Subject::Ip(ip), now);
+            }
+            if let Some(id) = &self.client_id {
+                b.refund(Subject::ClientId(id), now);
+            }
+        }
+    }
+}
+
+impl Drop for Charges {
+    fn drop(&mut self) {
+        // Never finished (the host shed it): nothing was hashed, so nothing failed. The
+        // clock only bounds the refund from below, so the epoch is as good as any.
+        self.refund(Timestamp::saturating_from_unix(0));
+    }
+}
+
+impl Engine {
+    /// Credentials, lookup, verified-secret cache, the failed-authentication budget, and the
+    /// decision for cache hits and cheap failures. Never runs argon2, never waits for the
+    /// gate. A lookup failure answers 503 (fail closed).
+    pub fn authorize_step<I, N, V>(&self, headers: I, request: &Request, lookup: &dyn Lookup, now: Timestamp) -> Step
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let creds = match self.auth.credentials(headers) {
+            Ok(c) => c,
+            Err(e) => return Step::Decided(Authorization::denied(e.decision(self.messages()))),
+        };
+        let unavailable = |e: StoreError| {
+            Step::Decided(Authorization::denied(Decision::overloaded(self.messages(), format!("key store: {e}"))))
+        };
+        let record = match lookup.key(creds.client_id().as_str()) {
+            Ok(r) => r,
+            Err(e) => return unavailable(e),
+        };
+        let user = match record.as_ref().and_then(|r| r.kind.user()) {
+            Some(u) => match lookup.user(u) {
+                Ok(u) => u,
+                Err(e) => return unavailable(e),
+            },
+            None => None,
+        };
+        self.step_credentials(creds, record, user, request, now)
+    }
+
+    /// [`Engine::authorize_step`] for hosts that fetched the record (and user) themselves.
+    pub fn step_credentials(
+        &self,
+        creds: Credentials,
+        record: Option<Arc<KeyRecord>>,
+        user: Option<Arc<UserRecord>>,
+        request: &Request,
+        now: Timestamp,
+    ) -> Step {
+        match self.auth.begin(&creds, record.as_deref(), user.as_deref(), now) {
+            AuthStep::Done(a) => {
+                let mut out = self.admit(record.as_deref(), user.as_deref(), request, Ok(a), now);
+                out.key = record;
+                out.user = user;
+                Step::Decided(out)
+            }
+            AuthStep::Hash(work) => match self.charge(&creds, &work, request, now) {
+                Err(t) => Step::Decided(Authorization::denied(t.decision(self.messages()))),
+                Ok(charges) => {
+                    Step::NeedsHash(PendingAuth { creds, record, user, request: request.clone(), work, charges })
+                }
+            },
+        }
+    }
+
+    /// Charges one failure to the client address and the client id before argon2, or says
+    /// which budget is spent. A secret the verified-secret cache recognises is not charged.
+    pub(crate) fn charge(
+        &self,
+        creds: &Credentials,
+        work: &HashWork,
+        request: &Request,
+        now: Timestamp,
+    ) -> Result<Charges, Throttled> {
+        if let HashWork::Verify { recognised: true } = work {
+            return Ok(Charges::none());
+        }
+        let budget = self.budget.clone();
+        let ip = request.throttle_ip();
+        let id = creds.client_id().as_str();
+        if let Some(ip) = ip {
+            budget.charge(Subject::Ip(ip), now).map_err(|e| Throttled {
+                what: format!("client address {ip:?}"),
+                retry_after_secs: e.retry_after_secs,
+            })?;
+        }
+        if let Err(e) = budget.charge(Subject::ClientId(id), now) {
+            if let Some(ip) = ip {
+                budget.refund(Subject::Ip(ip), now);
+            }
+            return Err(Throttled { what: format!("client id {id}"), retry_after_secs: e.retry_after_secs });
+        }
+        Ok(Charges { budget: Some(budget), ip: ip.map(str::to_string), client_id: Some(id.to_string()) })
+    }
+}
+
+/// A spent failure budget: the 429 to answer.
+#[derive(Debug)]
+pub(crate) struct Throttled {
+    what: String,
+    retry_after_secs: u32,
+}
+
+impl Throttled {
+    pub(crate) fn decision(&self, m: &crate::decision::Messages) -> Decision {
+        Decision::too_many_failures(
+            m,
+            self.retry_after_secs,
+            format!("failed-authentication budget of {} used up", self.what),
+        )
+    }
+}

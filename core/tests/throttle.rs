@@ -1,0 +1,262 @@
+//! Failed authentications are throttled before they cost argon2 (issue 12).
+//!
+//! "Without hashing" is observed through the step API: a throttled request is `Decided` by
+//! `authorize_step`, which never runs argon2 (and the gate counts no computation).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use keycel::engine::{Authorization, Engine, Request, Step};
+use keycel::hash::{HashParams, HashPolicy};
+use keycel::keyring::{Actor, Keyring, NewKey};
+use keycel::policy::PolicySet;
+use keycel::store::{MemoryStore, Store};
+use keycel::time::{Duration, Timestamp};
+use keycel::{Secret, TokenFormat};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+
+const CHEAP: HashParams = HashParams { m_cost: 1024, t_cost: 1, p_cost: 1 };
+
+struct World {
+    engine: Engine,
+    store: Arc<MemoryStore>,
+    ring: Keyring,
+    now: Timestamp,
+}
+
+fn world_with(policy_extra: &str) -> World {
+    let src = format!(
+        "version = 1\n[defaults]\nhash = \"edge\"\n{policy_extra}\n[scopes]\n\"api.read\" = \"r\"\n[roles]\nreader = [\"api.read\"]\n\
+         [[rules]]\nid = \"scope\"\neffect = \"allow\"\nactions = [\"*\"]\nwhen = \"has_scope(request.action)\"\n"
+    );
+    let policy = PolicySet::from_toml_str(&src, "throttle.toml").unwrap();
+    let mut auth = keycel::engine::auth_config_for(&policy).unwrap();
+    auth.hash = HashPolicy::with_params(CHEAP).unwrap();
+    auth.cache.ttl = Some(Duration::from_secs(60));
+    let engine = Engine::with_config(policy, auth, None).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let ring =
+        Keyring::new(store.clone() as Arc<dyn Store>).with_hash(HashPolicy::with_params(CHEAP).unwrap()).unwrap();
+    World { engine, store, ring, now: Timestamp::parse_rfc3339("2026-12-01T06:00:00Z").unwrap() }
+}
+
+fn world() -> World {
+    world_with("")
+}
+
+fn bearer(token: &Secret) -> Vec<(String, String)> {
+    vec![("authorization".into(), format!("Bearer {}", token.expose()))]
+}
+
+fn forged() -> Secret {
+    TokenFormat::default().issue(&mut getrandom::SysRng).unwrap().token()
+}
+
+impl World {
+    fn key(&self) -> (String, Secret) {
+        let (rec, key) = self.ring.create(&Actor::Operator("t".into()), NewKey::api("k", "reader"), self.now).unwrap();
+        (rec.id.as_str().to_string(), key.token())
+    }
+    /// A well-formed token for `id` whose secret is not the key's.
+    fn wrong_secret_for(&self, id: &str) -> Secret {
+        let f = TokenFormat::default();
+        let secret = f.new_secret(&f.parse_client_id(id).unwrap(), &mut getrandom::SysRng).unwrap();
+        Secret::new(format!("{id}_{}", secret.expose()))
+    }
+    /// One request: `(answer, whether argon2 ran)`.
+    fn call(&self, headers: &[(String, String)], ip: Option<&str>, at: i64) -> (Authorization, bool) {
+        let mut req = Request::new("api.read");
+        if let Some(ip) = ip {
+            req = req.client_ip(ip);
+        }
+        let now = Timestamp::from_unix(self.now.unix() + at).unwrap();
+        match self.engine.authorize_step(
+            headers.iter().map(|(a, b)| (a.as_str(), b.as_str())),
+            &req,
+            self.store.as_ref(),
+            now,
+        ) {
+            Step::Decided(a) => (a, false),
+            Step::NeedsHash(p) => (p.finish(&self.engine, now), true),
+        }
+    }
+}
+
+fn assert_throttled(a: &Authorization, hashed: bool) -> u32 {
+    assert!(!hashed, "a throttled request ran argon2");
+    assert_eq!(a.decision.status, 429, "{:?}", a.decision);
+    assert_eq!(a.decision.code.as_deref(), Some("too_many_failures"));
+    assert!(a.decision.key_id.is_none(), "a 429 must not name a key");
+    a.decision.header("retry-after").unwrap().parse().unwrap()
+}
+
+#[test]
+fn an_address_gets_its_budget_of_failures_then_a_cheap_429() {
+    let w = world();
+    for i in 0..20 {
+        let (a, hashed) = w.call(&bearer(&forged()), Some("203.0.113.9"), 0);
+        assert!(hashed, "failure {i} should have been verified");
+        assert_eq!(a.decision.status, 401);
+    }
+    let (a, hashed) = w.call(&bearer(&forged()), Some("203.0.113.9"), 0);
+    assert_eq!(assert_throttled(&a, hashed), 3, "20 per 60 s: one more every 3 s");
+    // Other addresses are unaffected; the address recovers as its window refills.
+    let (a, hashed) = w.call(&bearer(&forged()), Some("203.0.113.10"), 0);
+    assert!(hashed && a.decision.status == 401);
+    let (a, hashed) = w.call(&bearer(&forged()), Some("203.0.113.9"), 3);
+    assert!(hashed && a.decision.status == 401);
+}
+
+#[test]
+fn cached_keys_answer_from_a_throttled_address_and_under_an_attacked_id() {
+    let w = world();
+    let (id, token) = w.key();
+    // The victim's key is used once (cached), then an attacker on the same address (NAT)
+    // hammers the victim's client id with wrong secrets until both budgets are spent.
+    let (a, hashed) = w.call(&bearer(&token), Some("198.51.100.1"), 0);
+    assert!(a.decision.allowed && hashed);
+    drop(a);
+    let mut throttled = 0;
+    for _ in 0..25 {
+        let (a, hashed) = w.call(&bearer(&w.wrong_secret_for(&id)), Some("198.51.100.1"), 1);
+        if a.decision.status == 429 {
+            assert_throttled(&a, hashed);
+            throttled += 1;
+        }
+    }
+    assert_eq!(throttled, 15, "the client id's budget (10) is spent first");
+    // The cached key still answers, from the same address, without argon2.
+    let (a, hashed) = w.call(&bearer(&token), Some("198.51.100.1"), 2);
+    assert!(a.decision.allowed && !hashed, "{:?}", a.decision);
+    // Another client's failures elsewhere are not held back.
+    let (a, hashed) = w.call(&bearer(&forged()), Some("192.0.2.44"), 2);
+    assert!(hashed && a.decision.status == 401);
+}
+
+/// The trade-off: a correct secret the cache has never seen cannot be told from a guess
+/// without hashing, so while its client id is over budget it gets the 429 (never a 401), and
+/// works once the budget refills. A secret the cache recognises (verified before, past the
+/// TTL) is the right one and passes at once.
+#[test]
+fn correct_secrets_under_an_attacked_id_uncached_wait_recognised_pass() {
+    let w = world();
+    let (id, token) = w.key();
+    let (first, _) = w.call(&bearer(&token), None, 0);
+    assert!(first.decision.allowed);
+    drop(first);
+    // Past the cache TTL (60 s here) the entry is stale but still recognises the secret; the
+    // attack is going on right now.
+    for i in 0..30 {
+        let _ = w.call(&bearer(&w.wrong_secret_for(&id)), Some(&format!("10.1.0.{i}")), 61);
+    }
+    let (a, hashed) = w.call(&bearer(&w.wrong_secret_for(&id)), Some("10.1.1.1"), 61);
+    assert_throttled(&a, hashed);
+    let (a, hashed) = w.call(&bearer(&token), Some("10.9.9.9"), 61);
+    assert!(a.decision.allowed && hashed, "recognised secret held back: {:?}", a.decision);
+    drop(a);
+    // Without any cache entry the same correct secret waits like a guess would.
+    w.engine.authenticator().clear_cache();
+    for i in 0..30 {
+        let _ = w.call(&bearer(&w.wrong_secret_for(&id)), Some(&format!("10.2.0.{i}")), 62);
+    }
+    let (a, hashed) = w.call(&bearer(&token), Some("10.9.9.9"), 62);
+    let retry = assert_throttled(&a, hashed);
+    assert!(retry <= 60);
+    let (a, _) = w.call(&bearer(&token), Some("10.9.9.9"), 62 + i64::from(retry));
+    assert!(a.decision.allowed, "{:?}", a.decision);
+}
+
+/// Successes give their charge back: an address that logs in many keys never runs out.
+#[test]
+fn successes_refund_and_unknown_ids_are_charged_like_known_ones() {
+    let w = world_with("[defaults.throttle]\nper_ip = 3\nper_client_id = 2\nwindow = \"60s\"\n");
+    for _ in 0..6 {
+        let (_, token) = w.key();
+        let (a, hashed) = w.call(&bearer(&token), Some("192.0.2.1"), 0);
+        assert!(a.decision.allowed && hashed);
+    }
+    // Unknown and existing ids answer alike once over budget: the 429 says nothing about
+    // whether the id exists.
+    let (id, _) = w.key();
+    let unknown = forged();
+    let mut answers = Vec::new();
+    for (headers, label) in [(bearer(&w.wrong_secret_for(&id)), "known"), (bearer(&unknown), "unknown")] {
+        let mut last = None;
+        for n in 0..3 {
+            let (a, hashed) = w.call(&headers, Some(&format!("192.0.2.{}{n}", label.len())), 0);
+            assert_eq!(hashed, n < 2, "{label} #{n}");
+            last = Some(a.decision);
+        }
+        answers.push(last.unwrap());
+    }
+    assert_eq!(answers[0].status, 429);
+    assert_eq!(answers[0].body_json(), answers[1].body_json());
+    assert_eq!(answers[0].headers, answers[1].headers);
+}
+
+/// The budget is charged before argon2, so parallel requests cannot overshoot it: 16 threads
+/// of one address with a budget of 4 run at most 4 computations.
+#[test]
+fn concurrent_failures_cannot_overshoot_the_budget() {
+    let w = Arc::new(world_with("[defaults.throttle]\nper_ip = 4\n"));
+    let hashed = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(16));
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let (w, hashed, start) = (w.clone(), hashed.clone(), start.clone());
+            std::thread::spawn(move || {
+                let headers = bearer(&forged());
+                let req = Request::new("api.read").client_ip("2001:db8::1");
+                start.wait();
+                let step = w.engine.authorize_step(
+                    headers.iter().map(|(a, b)| (a.as_str(), b.as_str())),
+                    &req,
+                    w.store.as_ref(),
+                    w.now,
+                );
+                if let Step::NeedsHash(p) = step {
+                    hashed.fetch_add(1, Ordering::SeqCst);
+                    assert_eq!(p.finish(&w.engine, w.now).decision.status, 401);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(hashed.load(Ordering::SeqCst), 4);
+}
+
+/// A pending authentication the host sheds (its pool is full) gives its charges back.
+#[test]
+fn shed_pending_authentications_are_refunded() {
+    let w = world_with("[defaults.throttle]\nper_ip = 1\nper_client_id = 0\n");
+    let req = Request::new("api.read").client_ip("192.0.2.50");
+    for _ in 0..5 {
+        let headers = bearer(&forged());
+        let step = w.engine.authorize_step(
+            headers.iter().map(|(a, b)| (a.as_str(), b.as_str())),
+            &req,
+            w.store.as_ref(),
+            w.now,
+        );
+        assert!(step.needs_hash(), "a shed request was counted as a failure");
+        drop(step);
+    }
+}
+
+#[test]
+fn policy_settings_are_checked_and_zero_turns_a_budget_off() {
+    let w = world_with("[defaults.throttle]\nper_ip = 0\nper_client_id = 0\n");
+    for _ in 0..40 {
+        let (a, hashed) = w.call(&bearer(&forged()), Some("192.0.2.7"), 0);
+        assert!(hashed && a.decision.status == 401);
+    }
+    for bad in ["window = \"0s\"", "window = \"soon\"", "per_ip = -1", "burst = 3"] {
+        let src = format!("version = 1\n[defaults.throttle]\n{bad}\n[scopes]\n\"api.read\" = \"r\"\n");
+        assert!(PolicySet::from_toml_str(&src, "p.toml").is_err(), "{bad} accepted");
+    }
+    let ok = "version = 1\n[defaults.throttle]\nper_ip = 5\nwindow = \"2m\"\nmax_tracked = 100\n[scopes]\n\"api.read\" = \"r\"\n";
+    let cfg = keycel::engine::throttle_config_for(&PolicySet::from_toml_str(ok, "p.toml").unwrap()).unwrap();
+    assert_eq!((cfg.per_ip, cfg.per_client_id, cfg.window.secs(), cfg.max_tracked), (5, 10, 120, 100));
+}
