@@ -341,6 +341,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 if status != 200:
                     raise RuntimeError(f"the cached key answered {status} before the flood")
             idle = [asyncio.run(_one(port, ROUTE, cached, 30.0))[1] for _ in range(20)]
+            idle_health = [asyncio.run(_one(port, "/health", None, 30.0))[1] for _ in range(20)]
             time.sleep(1.0)
             base = tree_rss_kib(proc.pid)
             result = asyncio.run(_measure(args, port, proc.pid, cached, fresh))
@@ -356,6 +357,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 "end_mib": round(end / 1024, 1),
             }
             result["cached_idle_p50_ms"] = round(sorted(idle)[len(idle) // 2] * 1000, 2)
+            result["health_idle_p50_ms"] = round(sorted(idle_health)[len(idle_health) // 2] * 1000, 2)
             if proc.poll() is not None:
                 raise RuntimeError("uvicorn died during the flood: " + log.read_text()[-2000:])
         finally:
@@ -404,9 +406,13 @@ def report(r: Dict[str, Any]) -> str:
     m = r["rss"]
     lines.append(
         f"RSS (server tree): base {m['base_mib']} MiB, peak {m['peak_mib']} MiB (+{m['growth_mib']} MiB), "
-        f"VmHWM {m['hwm_mib']} MiB, after {m['end_mib']} MiB; CPU {r['cpu_cores']} cores; "
-        f"cached key idle p50 {r['cached_idle_p50_ms']} ms"
+        f"VmHWM {m['hwm_mib']} MiB, after {m['end_mib']} MiB; CPU {r['cpu_cores']} cores"
     )
+    # The same probes before the flood, same run: the machine's own latency floor.
+    for name, idle in (("cached", r["cached_idle_p50_ms"]), ("health", r["health_idle_p50_ms"])):
+        p50 = r[name]["p50_ms"]
+        ratio = f"{p50 / idle:.1f}x" if p50 and idle else "n/a"
+        lines.append(f"{name} idle p50 {idle} ms (before the flood); during the flood p50 {p50} ms = {ratio}")
     for name, ok in targets(r):
         lines.append(f"  [{'ok' if ok else 'MISSED'}] {name}")
     return "\n".join(lines)

@@ -84,7 +84,7 @@ def test_a_full_pool_sheds_with_cores_503_and_cached_keys_still_pass() -> None:
 
     hit, shed, later = run(main)
     assert hit.status == 200
-    assert shed.status == 503 and shed.code == "overloaded" and shed.headers["Retry-After"] == "1"
+    assert shed.status == 503 and shed.code == "temporarily_unavailable" and shed.headers["Retry-After"] == "1"
     # Core's overloaded decision, the same a Pending shed by any host gets.
     other = engine.authorize_step(bearer(forged(random.Random(9))), "api.read")
     assert isinstance(other, keycel.Pending)
@@ -109,7 +109,7 @@ def test_store_io_runs_off_the_loop_and_its_pool_sheds_too(tmp_path: Path) -> No
         return shed, ok
 
     shed, ok = run(main)
-    assert shed.status == 503 and shed.code == "overloaded"
+    assert shed.status == 503 and shed.code == "temporarily_unavailable"
     assert ok.status == 200
 
 
@@ -166,6 +166,59 @@ def test_pending_and_prepared_steps_run_once() -> None:
     step = engine.authorize_step(bearer(forged(random.Random(5))), "api.read")
     assert isinstance(step, keycel.Pending)
     shed = step.overloaded()
-    assert shed.status == 503 and shed.code == "overloaded"
+    assert shed.status == 503 and shed.code == "temporarily_unavailable"
     with pytest.raises(keycel.InvalidArgumentError):
         step.finish()
+
+
+def throttled_engine() -> keycel.Engine:
+    text = DEFAULT_POLICY.read_text()
+    text = text.replace('hash = "owasp"', 'hash = "edge"').replace(
+        "[defaults.messages]", "[defaults.throttle]\nper_ip = 3\n\n[defaults.messages]"
+    )
+    return keycel.Engine.from_toml(text, store=keycel.MemoryStore())
+
+
+async def asgi_get(app: Any, client: Tuple[str, int], token: str) -> Tuple[int, Dict[str, str]]:
+    sent: List[Dict[str, Any]] = []
+    scope = {"type": "http", "method": "GET", "path": "/x", "headers": [(b"authorization", f"Bearer {token}".encode())],
+             "client": client, "asgi": {"version": "3.0"}}
+
+    async def receive() -> Dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = sent[0]
+    return start["status"], {k.decode(): v.decode() for k, v in start.get("headers", [])}
+
+
+def test_middleware_charges_failures_to_the_socket_peer() -> None:
+    from keycel.asgi import KeycelMiddleware
+
+    engine = throttled_engine()
+
+    async def ok_app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = KeycelMiddleware(ok_app, engine, action="api.read")
+    rng = random.Random(11)
+    cached = engine.keyring(hash=CHEAP).create("k", role="reader").token
+
+    async def main() -> Tuple[List[int], Tuple[int, Dict[str, str]], int, int]:
+        attacker = ("203.0.113.7", 4000)
+        statuses = [(await asgi_get(app, attacker, forged(rng)))[0] for _ in range(5)]
+        last = await asgi_get(app, attacker, forged(rng))
+        other = (await asgi_get(app, ("198.51.100.2", 4000), forged(rng)))[0]
+        # a key already in the verified-secret cache still passes from the throttled address
+        assert (await asgi_get(app, ("198.51.100.3", 1), cached))[0] == 200
+        hit = (await asgi_get(app, attacker, cached))[0]
+        return statuses, last, other, hit
+
+    statuses, (status, headers), other, hit = run(main)
+    assert statuses == [401, 401, 401, 429, 429], statuses
+    assert status == 429 and "retry-after" in headers
+    assert other == 401 and hit == 200

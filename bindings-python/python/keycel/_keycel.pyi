@@ -123,8 +123,6 @@ class UserRecord:
 class IssuedKey:
     """A created or rotated key. Its secret is readable exactly once, as `token` or `secret`."""
 
-    def overloaded(self) -> Decision:
-        """Core's 503 overloaded decision, for a host that sheds this request instead of hashing."""
     @property
     def client_id(self) -> str: ...
     @property
@@ -215,6 +213,8 @@ class Pending:
 
     def finish(self, now: Optional[TimeLike] = None) -> Decision:
         """Runs argon2 (GIL released) and decides; 503 when the argon2 gate stays full."""
+    def overloaded(self) -> Decision:
+        """Core's 503 overloaded decision, for a host that sheds this request instead of hashing."""
     @property
     def client_id(self) -> str: ...
     @property

@@ -14,6 +14,8 @@ Every engine gets its pools on first use; :meth:`keycel.Engine.configure_offload
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Awaitable, Callable, Optional, TypeVar, Union
@@ -28,16 +30,34 @@ __all__ = ["Offload", "BoundedPool"]
 T = TypeVar("T")
 
 
+#: Nice value of argon2 threads (Linux): below the event loop, so a flood saturating every
+#: core with argon2 still leaves the loop the CPU it needs to answer everything else.
+BACKGROUND_NICE = 10
+
+
+def _background() -> None:
+    """Lowers the calling thread's CPU priority (Linux: `setpriority` on a thread id affects
+    that thread only; elsewhere it would name a process, so it is skipped)."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        except OSError:
+            pass
+
+
 class BoundedPool:
     """A thread pool that refuses work instead of queueing it without bound: at most
-    ``threads`` jobs run and ``queue`` more wait."""
+    ``threads`` jobs run and ``queue`` more wait. ``background``: its threads run at a lower
+    CPU priority than the rest of the process (Linux)."""
 
-    def __init__(self, threads: int, queue: int, name: str) -> None:
+    def __init__(self, threads: int, queue: int, name: str, background: bool = False) -> None:
         if threads < 1 or queue < 0:
             raise ValueError("a pool needs at least one thread and a queue of zero or more")
         self.threads = threads
         self.queue = queue
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix=name, initializer=_background if background else None
+        )
         self._lock = threading.Lock()
         self._taken = 0
 
@@ -83,7 +103,7 @@ class Offload:
     steps that look records up in a store doing I/O."""
 
     def __init__(self, hash_threads: int, hash_queue: int, io_threads: int, io_queue: int) -> None:
-        self.hash = BoundedPool(hash_threads, hash_queue, "keycel-argon2")
+        self.hash = BoundedPool(hash_threads, hash_queue, "keycel-argon2", background=True)
         self.io = BoundedPool(io_threads, io_queue, "keycel-store")
 
     def finish(self, pending: Pending, now: Optional[TimeLike] = None) -> Awaitable[Decision]:
