@@ -129,15 +129,31 @@ impl Engine {
         Ok(Call { engine: Arc::clone(&self.inner), store: Arc::clone(&self.store.store), headers, request, now })
     }
 
-    /// The engine's offload pools, made on first use.
+    /// The engine's offload pools, made on first use. Python runs with the lock released (it
+    /// may switch threads, and a thread waiting on this lock would hold the GIL): two first
+    /// calls at once may both build pools, and the loser's are shut down unused.
     fn pools<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let mut slot = self.offload.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = slot.as_ref() {
+        if let Some(p) = self.offload.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             return Ok(p.bind(py).clone());
         }
-        let pools = self.new_pools(py, None, None, None, None)?;
-        *slot = Some(pools.clone().unbind());
-        Ok(pools)
+        let built = self.new_pools(py, None, None, None, None)?;
+        let winner = {
+            let mut slot = self.offload.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.as_ref() {
+                Some(existing) => Some(existing.clone_ref(py)),
+                None => {
+                    *slot = Some(built.clone().unbind());
+                    None
+                }
+            }
+        };
+        match winner {
+            Some(existing) => {
+                built.call_method0("shutdown")?;
+                Ok(existing.into_bound(py))
+            }
+            None => Ok(built),
+        }
     }
 
     /// `keycel.offload.Offload` with one argon2 thread per gate slot by default.

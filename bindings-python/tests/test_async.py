@@ -222,3 +222,21 @@ def test_middleware_charges_failures_to_the_socket_peer() -> None:
     assert statuses == [401, 401, 401, 429, 429], statuses
     assert status == 429 and "retry-after" in headers
     assert other == 401 and hit == 200
+
+
+def test_every_thread_gets_the_same_pools() -> None:
+    engine = keycel.Engine(DEFAULT_POLICY, store=keycel.MemoryStore())
+    barrier = threading.Barrier(8)
+    got: List[Any] = []
+
+    def first_use() -> None:
+        barrier.wait()
+        got.append(engine.offload)
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and all(p is got[0] for p in got)
+    assert got[0] is engine.offload
