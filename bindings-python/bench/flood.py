@@ -368,7 +368,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 proc.kill()
                 proc.wait(timeout=10)
     result["settings"] = {
-        "connections": args.connections, "seconds": args.seconds, "flood_ips": args.flood_ips,
+        "connections": args.connections, "seconds": args.seconds,
+        "flood_ips": min(args.flood_ips, args.connections),
         "route": ROUTE, "hash": args.hash, "cpus": os.cpu_count(), "loadavg_1m_after": round(os.getloadavg()[0], 1),
     }
     return result
