@@ -17,7 +17,7 @@ pub(crate) struct Ready {
 }
 
 impl Ready {
-    fn new(value: Py<PyAny>) -> Self {
+    pub(crate) fn new(value: Py<PyAny>) -> Self {
         Ready { value }
     }
 }

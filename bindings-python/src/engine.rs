@@ -3,11 +3,12 @@
 //! released; the engine is shared freely across threads.
 
 use crate::convert::{timestamp, to_json, HeaderFilter};
-use crate::decision::Decision;
+use crate::decision::{Decision, Ready};
 use crate::errors::{detached, invalid_argument, raise};
 use crate::keyring::{hash_policy, Keyring};
 use crate::pending::{decision_of, Pending};
 use crate::records::{KeyRecord, UserRecord};
+use crate::step::{Call, PreparedStep};
 use crate::stores::{store_from, StoreHandle};
 use keycel::engine::{EngineError, Lookup, Request, Step};
 use keycel::keyring::ManagementGuard;
@@ -16,7 +17,7 @@ use keycel::store::{Store, StoreError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 fn policy_error(e: &PolicyError) -> PyErr {
     Python::attach(|py| {
@@ -49,7 +50,7 @@ fn engine_error(e: &EngineError, origin: &str) -> PyErr {
 }
 
 /// `&dyn Store` as the engine's `&dyn Lookup` (a trait object cannot be re-coerced).
-struct StoreLookup<'a>(&'a dyn Store);
+pub(crate) struct StoreLookup<'a>(pub(crate) &'a dyn Store);
 
 impl Lookup for StoreLookup<'_> {
     fn key(&self, id: &str) -> Result<Option<Arc<keycel::KeyRecord>>, StoreError> {
@@ -68,6 +69,8 @@ pub(crate) struct Engine {
     pub(crate) inner: Arc<keycel::engine::Engine>,
     store: StoreHandle,
     headers: HeaderFilter,
+    /// The `keycel.offload.Offload` pools of `authorize_async`, made on first use.
+    offload: Mutex<Option<Py<PyAny>>>,
 }
 
 impl Engine {
@@ -82,7 +85,7 @@ impl Engine {
             detached(py, move || keycel::engine::Engine::new(policy))?.map_err(|e| engine_error(&e, &origin))?;
         let c = &engine.authenticator().config().credentials;
         let headers = HeaderFilter::new(["authorization", c.client_id_header.as_str(), c.secret_header.as_str()]);
-        Ok(Engine { inner: Arc::new(engine), store: store_from(py, store)?, headers })
+        Ok(Engine { inner: Arc::new(engine), store: store_from(py, store)?, headers, offload: Mutex::new(None) })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -104,7 +107,83 @@ impl Engine {
         };
         Ok(Request { action: action.to_string(), account, method, path, ip, client_ip, attributes })
     }
+
+    /// One authorization call, owned (headers filtered and copied, request built), so it can
+    /// run on a worker thread.
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &self,
+        headers: &Bound<'_, PyAny>,
+        action: &str,
+        account: Option<String>,
+        method: Option<String>,
+        path: Option<String>,
+        ip: Option<String>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+        client_ip: Option<String>,
+    ) -> PyResult<Call> {
+        let headers = crate::convert::headers(headers, &self.headers)?;
+        let request = Self::request(action, account, method, path, ip, attributes, client_ip)?;
+        let now = timestamp(now, "now")?;
+        Ok(Call { engine: Arc::clone(&self.inner), store: Arc::clone(&self.store.store), headers, request, now })
+    }
+
+    /// The engine's offload pools, made on first use. Python runs with the lock released (it
+    /// may switch threads, and a thread waiting on this lock would hold the GIL): two first
+    /// calls at once may both build pools, and the loser's are shut down unused.
+    fn pools<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(p) = self.offload.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Ok(p.bind(py).clone());
+        }
+        let built = self.new_pools(py, None, None, None, None)?;
+        let winner = {
+            let mut slot = self.offload.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.as_ref() {
+                Some(existing) => Some(existing.clone_ref(py)),
+                None => {
+                    *slot = Some(built.clone().unbind());
+                    None
+                }
+            }
+        };
+        match winner {
+            Some(existing) => {
+                built.call_method0("shutdown")?;
+                Ok(existing.into_bound(py))
+            }
+            None => Ok(built),
+        }
+    }
+
+    /// `keycel.offload.Offload` with one argon2 thread per gate slot by default.
+    fn new_pools<'py>(
+        &self,
+        py: Python<'py>,
+        hash_threads: Option<usize>,
+        hash_queue: Option<usize>,
+        io_threads: Option<usize>,
+        io_queue: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let slots = self.inner.authenticator().config().gate.max_concurrent.max(1);
+        let hash_threads = hash_threads.unwrap_or(slots);
+        let args = (
+            hash_threads,
+            hash_queue.unwrap_or(DEFAULT_QUEUE_PER_THREAD.saturating_mul(hash_threads)),
+            io_threads.unwrap_or(DEFAULT_IO_THREADS),
+            io_queue.unwrap_or(DEFAULT_IO_QUEUE),
+        );
+        py.import("keycel.offload")?.getattr("Offload")?.call1(args)
+    }
 }
+
+/// Requests waiting per argon2 thread before `authorize_async` sheds with a 503: a short
+/// queue keeps an admitted first use within a few hash times.
+const DEFAULT_QUEUE_PER_THREAD: usize = 2;
+/// Threads running first steps against a store that does I/O.
+const DEFAULT_IO_THREADS: usize = 4;
+/// First steps waiting for the store before `authorize_async` sheds with a 503.
+const DEFAULT_IO_QUEUE: usize = 256;
 
 /// The guard behind a keyring: an `Engine` (its policy decides management actions).
 pub(crate) fn guard_from(guard: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<dyn ManagementGuard>>> {
@@ -248,6 +327,70 @@ impl Engine {
             Step::Decided(a) => Ok(Py::new(py, decision_of(a))?.into_any()),
             Step::NeedsHash(p) => Ok(Py::new(py, Pending::new(self.inner.clone(), p))?.into_any()),
         }
+    }
+
+    /// `authorize` for event loops: awaits a `Decision`, and never runs argon2 or store I/O on
+    /// the loop. What core decides in its first step (a cached secret, a malformed token, a
+    /// client over its failure budget) is answered at once when the store is in memory; a
+    /// request that needs argon2 runs on a bounded thread pool, and when that pool's queue is
+    /// full the answer is core's immediate 503 with `Retry-After`. With a store that does I/O
+    /// (SQLite, a Python store) the first step runs on a second bounded pool. Sizes:
+    /// `configure_offload`.
+    #[pyo3(signature = (headers, action, account = None, method = None, path = None, ip = None, attributes = None, now = None, client_ip = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn authorize_async(
+        &self,
+        py: Python<'_>,
+        headers: &Bound<'_, PyAny>,
+        action: &str,
+        account: Option<String>,
+        method: Option<String>,
+        path: Option<String>,
+        ip: Option<String>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+        client_ip: Option<String>,
+    ) -> PyResult<Py<PyAny>> {
+        let call = self.call(headers, action, account, method, path, ip, attributes, now, client_ip)?;
+        let pools = self.pools(py)?;
+        let now = now.map_or_else(|| py.None(), |n| n.clone().unbind());
+        if !self.store.in_memory {
+            let prepared = Py::new(py, PreparedStep::new(call))?;
+            return Ok(pools.call_method1("step_then_finish", (prepared, now))?.unbind());
+        }
+        let step = call.run(py)?;
+        if step.bind(py).is_instance_of::<Decision>() {
+            return Ok(Py::new(py, Ready::new(step))?.into_any());
+        }
+        Ok(pools.call_method1("finish", (step, now))?.unbind())
+    }
+
+    /// Sizes the pools of `authorize_async`: `hash_threads` (default: the argon2 gate's
+    /// slots) run verifications and `hash_queue` (default: 2 per thread) more may wait;
+    /// `io_threads` (default 4) run first steps against a store doing I/O and `io_queue`
+    /// (default 256) more may wait. Past a queue the answer is an immediate 503. Returns the
+    /// new `keycel.offload.Offload`; the previous pools finish what they hold.
+    #[pyo3(signature = (*, hash_threads = None, hash_queue = None, io_threads = None, io_queue = None))]
+    fn configure_offload(
+        &self,
+        py: Python<'_>,
+        hash_threads: Option<usize>,
+        hash_queue: Option<usize>,
+        io_threads: Option<usize>,
+        io_queue: Option<usize>,
+    ) -> PyResult<Py<PyAny>> {
+        let pools = self.new_pools(py, hash_threads, hash_queue, io_threads, io_queue)?.unbind();
+        let old = self.offload.lock().unwrap_or_else(|p| p.into_inner()).replace(pools.clone_ref(py));
+        if let Some(old) = old {
+            old.bind(py).call_method0("shutdown")?;
+        }
+        Ok(pools)
+    }
+
+    /// The `keycel.offload.Offload` pools `authorize_async` uses.
+    #[getter]
+    fn offload(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.pools(py)?.unbind())
     }
 
     /// Policy only, for a record the host already authenticated: account scope, forbid

@@ -8,6 +8,7 @@ mod errors;
 mod keyring;
 mod pending;
 mod records;
+mod step;
 mod stores;
 
 use pyo3::prelude::*;
@@ -25,6 +26,7 @@ fn _keycel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<decision::Ready>()?;
     m.add_class::<pending::Pending>()?;
+    m.add_class::<step::PreparedStep>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

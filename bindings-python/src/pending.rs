@@ -48,6 +48,18 @@ impl Pending {
         Ok(decision_of(a))
     }
 
+    /// Core's 503 `overloaded` decision (with `Retry-After`) for a host that sheds this
+    /// request instead of hashing it (its failure-budget charges are refunded). Once, like
+    /// `finish()`.
+    fn overloaded(&self) -> PyResult<Decision> {
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if taken.is_none() {
+            return Err(invalid_argument("pending", "this pending authorization was already finished"));
+        }
+        drop(taken);
+        Ok(crate::step::overloaded(&self.engine, "argon2 offload queue full"))
+    }
+
     /// The client id presented (public; the key may not exist).
     #[getter]
     fn client_id(&self) -> &str {

@@ -198,6 +198,8 @@ impl SimpleStore for PyStore {
 pub(crate) struct StoreHandle {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) object: Py<PyAny>,
+    /// Lookups touch only memory (`MemoryStore`): `authorize_async` may run them on the loop.
+    pub(crate) in_memory: bool,
 }
 
 impl std::fmt::Debug for StoreHandle {
@@ -213,6 +215,7 @@ pub(crate) fn store_from(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyRe
         Some(o) if !o.is_none() => o.clone(),
         _ => Bound::new(py, MemoryStore::default())?.into_any(),
     };
+    let in_memory = obj.cast::<MemoryStore>().is_ok();
     let store: Arc<dyn Store> = if let Ok(m) = obj.cast::<MemoryStore>() {
         m.get().inner.clone()
     } else if let Ok(s) = obj.cast::<SqliteStore>() {
@@ -228,5 +231,5 @@ pub(crate) fn store_from(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyRe
         }
         Arc::new(SimpleAdapter(PyStore { obj: obj.clone().unbind() }))
     };
-    Ok(StoreHandle { store, object: obj.unbind() })
+    Ok(StoreHandle { store, object: obj.unbind(), in_memory })
 }

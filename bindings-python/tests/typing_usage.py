@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Dict, List, Optional
 
 import keycel
+from keycel.offload import Offload
 from keycel.stores import DictStore, DocumentStore
 
 
@@ -56,6 +57,17 @@ def errors() -> Optional[str]:
         rule: Optional[str] = e.rule_id
         return f"{where}:{line}:{rule}"
     return None
+
+
+async def on_a_loop(engine: keycel.Engine, token: str) -> int:
+    pools: Offload = engine.configure_offload(hash_threads=2, hash_queue=4)
+    busy: int = pools.hash.busy
+    decision: keycel.Decision = await engine.authorize_async({"Authorization": f"Bearer {token}"}, "api.read", ip="10.0.0.1")
+    step = engine.authorize_step({}, "api.read", client_ip="10.0.0.1")
+    if isinstance(step, keycel.Pending):
+        shed: keycel.Decision = step.overloaded()
+        return shed.status + busy
+    return decision.status + busy
 
 
 if __name__ == "__main__":

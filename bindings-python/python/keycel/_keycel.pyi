@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import (
     Any,
+    Awaitable,
     Callable,
     Dict,
     FrozenSet,
@@ -23,6 +24,7 @@ from typing import (
     Union,
 )
 
+from .offload import Offload
 from .stores import DocumentStore
 
 __version__: str
@@ -211,10 +213,18 @@ class Pending:
 
     def finish(self, now: Optional[TimeLike] = None) -> Decision:
         """Runs argon2 (GIL released) and decides; 503 when the argon2 gate stays full."""
+    def overloaded(self) -> Decision:
+        """Core's 503 overloaded decision, for a host that sheds this request instead of hashing."""
     @property
     def client_id(self) -> str: ...
     @property
     def finished(self) -> bool: ...
+
+class PreparedStep:
+    """A first step for a worker thread (the store does I/O); from Engine.authorize_async."""
+
+    def step(self) -> Union[Decision, Pending]: ...
+    def overloaded(self) -> Decision: ...
 
 class MemoryStore:
     """Thread-safe in-memory store."""
@@ -371,6 +381,29 @@ class Engine:
         client_ip: Optional[str] = None,
     ) -> Union[Decision, Pending]:
         """Cached keys and cheap failures decide here; anything needing argon2 returns a Pending."""
+    def authorize_async(
+        self,
+        headers: HeadersArg,
+        action: str,
+        account: Optional[str] = None,
+        method: Optional[str] = None,
+        path: Optional[str] = None,
+        ip: Optional[str] = None,
+        attributes: Optional[Mapping[str, Any]] = None,
+        now: Optional[TimeLike] = None,
+        client_ip: Optional[str] = None,
+    ) -> Awaitable[Decision]:
+        """authorize for event loops: argon2 and store I/O run on bounded pools (503 when full)."""
+    def configure_offload(
+        self,
+        *,
+        hash_threads: Optional[int] = None,
+        hash_queue: Optional[int] = None,
+        io_threads: Optional[int] = None,
+        io_queue: Optional[int] = None,
+    ) -> Offload: ...
+    @property
+    def offload(self) -> Offload: ...
     def decide(
         self,
         key: KeyRecord,

@@ -1,8 +1,10 @@
 """ASGI middleware for any Starlette/ASGI app.
 
 Each HTTP request and each WebSocket handshake is authorized by
-:meth:`keycel.Engine.authorize` from its headers; a denial is answered right here with the
-decision's status (400/401/403/404/429/503), headers and the JSON body from core
+:meth:`keycel.Engine.authorize_async` from its headers and client address (never argon2 or
+store I/O on the event loop: a cached secret is decided inline, anything needing argon2 runs
+on the engine's bounded pool, and a full pool answers 503 at once); a denial is answered
+right here with the decision's status (400/401/403/404/429/503), headers and the JSON body from core
 (``Decision.body_json()``, byte-identical across Rust, Python and WASM). A WebSocket denial
 uses the server's ``websocket.http.response`` extension when it has one, else closes the
 handshake with code 1008 (servers answer that with HTTP 403). A WebSocket connection holds
@@ -17,7 +19,6 @@ lease is released when the app returns, also when it raises.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, MutableMapping, Optional, Tuple, Union
 
 from ._keycel import Decision, Engine
@@ -53,9 +54,10 @@ class KeycelMiddleware:
     ``action``: the action to authorize, or a callable ``scope -> action | None`` (``None``
     lets the request through unauthenticated, e.g. health checks). ``account``: a fixed
     account, a callable ``scope -> account | None``, or ``None``. ``attributes``: an optional
-    callable giving request attributes for policies. ``offload=True`` runs authorization in
-    the default thread pool (useful when many requests miss the verified-secret cache and pay
-    for argon2; cache hits take microseconds and run inline by default).
+    callable giving request attributes for policies. Authorization never blocks the event
+    loop (see :meth:`keycel.Engine.authorize_async`; size the pools with
+    ``engine.configure_offload``). ``offload`` is accepted for compatibility and ignored:
+    argon2 always runs off the loop.
     """
 
     def __init__(
@@ -66,7 +68,7 @@ class KeycelMiddleware:
         action: ActionArg,
         account: AccountArg = None,
         attributes: AttributesArg = None,
-        offload: bool = False,
+        offload: bool = True,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -81,18 +83,22 @@ class KeycelMiddleware:
         attributes = self.attributes(scope) if self.attributes is not None else None
         return action, account, attributes
 
-    def _authorize(self, scope: Scope, action: str, account: Optional[str], attributes: Optional[Mapping[str, Any]]) -> Decision:
+    def _authorize(
+        self, scope: Scope, action: str, account: Optional[str], attributes: Optional[Mapping[str, Any]]
+    ) -> Awaitable[Decision]:
         client = scope.get("client")
-        ip = client[0] if client else None
-        return self.engine.authorize(
+        host = client[0] if client else None
+        return self.engine.authorize_async(
             scope.get("headers", []),
             action,
             account=account,
             # A WebSocket handshake is a GET (RFC 6455); its ASGI scope has no method.
             method=scope.get("method", "GET"),
             path=scope.get("path"),
-            ip=ip,
+            ip=host,
             attributes=attributes,
+            # The socket peer: core charges failed authentications to it (429 past its budget).
+            client_ip=host,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,11 +109,7 @@ class KeycelMiddleware:
         if action is None:
             await self.app(scope, receive, send)
             return
-        if self.offload:
-            loop = asyncio.get_running_loop()
-            decision = await loop.run_in_executor(None, self._authorize, scope, action, account, attributes)
-        else:
-            decision = self._authorize(scope, action, account, attributes)
+        decision = await self._authorize(scope, action, account, attributes)
         if not decision.allowed:
             await _deny(scope, receive, send, decision)
             return

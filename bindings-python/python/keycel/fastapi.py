@@ -13,6 +13,8 @@ A denied request raises :class:`KeycelHTTPException`; the handler registered by
 :func:`install` answers it with the decision's status, headers and the exact JSON body from
 core (without ``install`` FastAPI's default handler still sends the status and headers). The
 lease is held while the endpoint runs and released afterwards, also when it raises.
+Authorization goes through :meth:`keycel.Engine.authorize_async`: argon2 and store I/O never
+run on the event loop, and a full argon2 pool answers 503 with ``Retry-After`` at once.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def require(
         if eng is None:
             raise RuntimeError("keycel: call keycel.fastapi.install(app, engine) or pass engine= to require()")
         client = request.client
-        decision = eng.authorize(
+        decision = await eng.authorize_async(
             request.headers,
             action,
             account=_account(request, account),
@@ -99,6 +101,8 @@ def require(
             path=request.url.path,
             ip=client.host if client else None,
             attributes=attributes(request) if attributes is not None else None,
+            # The socket peer: core charges failed authentications to it (429 past its budget).
+            client_ip=client.host if client else None,
         )
         if not decision.allowed:
             raise KeycelHTTPException(decision)
