@@ -92,7 +92,7 @@ def in_flight(request: HttpRequest, key_id: str) -> JsonResponse:
 
 # Plain Django views: the decorator authorizes, request.auth is the allowed Decision.
 @require("api.read", account="account_id")
-def data(request: HttpRequest, account_id: str) -> JsonResponse:
+async def data(request: HttpRequest, account_id: str) -> JsonResponse:  # async views work too
     return JsonResponse({"account": account_id, "key_id": getattr(request, "auth").key_id})
 
 

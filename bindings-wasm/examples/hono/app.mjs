@@ -6,12 +6,15 @@ import { keycel } from 'keycel/hono';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** `records`: client id -> KeyRecord; `users`: user id -> UserRecord. */
-export function createApp(engine, records, users) {
+/**
+ * `records`: client id -> KeyRecord; `users`: user id -> UserRecord; `ip`: the client address
+ * for policies, a function of the context (the worker trusts Cloudflare's cf-connecting-ip).
+ */
+export function createApp(engine, records, users, ip = null) {
   const app = new Hono();
   const lookup = (clientId) => records.get(clientId) ?? null;
   const lookupUser = (userId) => users.get(userId) ?? null;
-  const guard = (action, account) => keycel({ engine, action, account, lookup, lookupUser });
+  const guard = (action, account) => keycel({ engine, action, account, lookup, lookupUser, ip });
   const notFound = () => new Response(engine.notFoundBody(), { status: 404, headers: { 'content-type': 'application/json' } });
 
   app.get('/health', (c) => c.json({ ok: true }));

@@ -16,6 +16,8 @@ for (const r of process.env.KEYCEL_RECORDS ? JSON.parse(fs.readFileSync(process.
   records.set(record.id, record);
 }
 const port = Number(process.env.PORT ?? 8788);
-serve({ fetch: createApp(engine, records, new Map()).fetch, hostname: '127.0.0.1', port }, () => {
+// The client address for policies: the socket's (@hono/node-server puts the request in c.env).
+const app = createApp(engine, records, new Map(), (c) => c.env?.incoming?.socket?.remoteAddress);
+serve({ fetch: app.fetch, hostname: '127.0.0.1', port }, () => {
   console.log(`hono example on http://127.0.0.1:${port}`);
 });

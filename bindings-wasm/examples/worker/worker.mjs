@@ -22,7 +22,7 @@ const engine = new Engine(policyText, { origin: 'policies/default.toml' });
 
 const records = new Map(); // client id -> KeyRecord handle (stands in for KV)
 const users = new Map(); // user id -> UserRecord handle
-const app = createApp(engine, records, users);
+const app = createApp(engine, records, users, (c) => c.req.header('cf-connecting-ip'));
 
 const json = (status, value) => new Response(JSON.stringify(value), { status, headers: { 'content-type': 'application/json' } });
 

@@ -31,7 +31,7 @@ export function keycel(options) {
         account: routeAccount(opts.account, req.params, req, 'keycel/express'),
         method: req.method,
         path: req.path,
-        ip: req.ip ?? null,
+        ip: (opts.ip ? opts.ip(req) : req.ip) ?? null, // req.ip: the socket's unless 'trust proxy' is set
       };
     } catch (e) {
       next(e);

@@ -20,6 +20,8 @@ export interface KeycelOptions<Req> {
   lookup: (clientId: string) => LookupResult | Promise<LookupResult>;
   /** The user record of a personal token's user. */
   lookupUser?: ((userId: string) => UserRecord | object | null | undefined | Promise<UserRecord | object | null | undefined>) | null;
+  /** The client address for `request.ip` in policies (Hono: none by default; Express: `req.ip`). */
+  ip?: ((req: Req) => string | null | undefined) | null;
   /** The clock (default `Date.now`). */
   now?: () => number | Date | string;
 }

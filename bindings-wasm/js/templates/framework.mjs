@@ -13,7 +13,7 @@ export class KeycelConfigError extends Error {
 /** Checks middleware options once, at set-up, so a mistake fails at start-up. */
 export function checkOptions(options, where) {
   if (!options || typeof options !== 'object') throw new KeycelConfigError(`${where}: pass { engine, action, lookup, ... }`);
-  const { engine, action, account, lookup, lookupUser, now } = options;
+  const { engine, action, account, lookup, lookupUser, now, ip } = options;
   if (!engine || typeof engine.authorize !== 'function' || typeof engine.parseCredentials !== 'function') {
     throw new KeycelConfigError(`${where}: options.engine must be a keycel Engine`);
   }
@@ -30,7 +30,8 @@ export function checkOptions(options, where) {
     throw new KeycelConfigError(`${where}: options.lookupUser(userId) must return the UserRecord (or null)`);
   }
   if (now !== undefined && typeof now !== 'function') throw new KeycelConfigError(`${where}: options.now must be a function`);
-  return { engine, action, account, lookup, lookupUser: lookupUser || null, now: now || Date.now };
+  if (ip !== undefined && ip !== null && typeof ip !== 'function') throw new KeycelConfigError(`${where}: options.ip must be a function of the request`);
+  return { engine, action, account, lookup, lookupUser: lookupUser || null, now: now || Date.now, ip: ip || null };
 }
 
 /** The account named by a route parameter: a route without it is a configuration mistake. */

@@ -59,7 +59,9 @@ export function keycel(options) {
       account,
       method: c.req.method,
       path: url.pathname,
-      ip: c.req.header('cf-connecting-ip') ?? null,
+      // No default: a client address header is only trustworthy behind a proxy that sets it
+      // (on Cloudflare: `ip: (c) => c.req.header('cf-connecting-ip')`).
+      ip: opts.ip ? opts.ip(c) ?? null : null,
     });
     if (!decision.allowed) return decisionResponse(decision);
     c.set('keycel', decision);
