@@ -113,6 +113,10 @@ def run(base: str, scenario: Dict[str, Any], keys: Dict[str, Key]) -> None:
                     assert first + b"".join(rest) == step["body"].encode(), f"{where}: {first!r} + {rest!r}"
                     stream.close()
                     stream = None
+                elif do == "abort_stream":
+                    assert stream is not None, where
+                    stream.close()  # unread: httpx drops the connection
+                    stream = None
                 elif do == "in_flight":
                     key_id = keys[step["key"]].client_id
                     deadline = time.monotonic() + 5

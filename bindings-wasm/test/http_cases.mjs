@@ -97,6 +97,9 @@ export async function run(base, scenario, keys) {
         }
         stream = null;
         assert.equal(first + rest, step.body, where);
+      } else if (step.do === 'abort_stream') {
+        await stream.cancel(); // unread: the connection is dropped
+        stream = null;
       } else if (step.do === 'in_flight') {
         const id = keys[step.key].clientId;
         const deadline = Date.now() + 5000;

@@ -206,6 +206,9 @@ async fn run(addr: SocketAddr, scenario: &Value, keys: &HashMap<String, Key>) {
                 first.extend_from_slice(&rest);
                 assert_eq!(String::from_utf8_lossy(&first), step["body"].as_str().unwrap(), "{at}");
             }
+            "abort_stream" => {
+                drop(stream.take().unwrap()); // unread: hyper closes the connection
+            }
             "in_flight" => {
                 let id = &keys[step["key"].as_str().unwrap()].client_id;
                 let deadline = Instant::now() + Duration::from_secs(5);
