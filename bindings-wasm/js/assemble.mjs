@@ -82,9 +82,33 @@ target('web', {
   cjs: false,
 });
 
-for (const name of ['index.cjs', 'web.mjs', 'index.d.ts', 'web.d.mts', 'package.json', 'README.md']) {
+for (const name of ['index.cjs', 'web.mjs', 'index.d.ts', 'web.d.mts', 'package.json', 'README.md',
+  'framework.mjs', 'framework.d.ts', 'hono.mjs', 'hono.d.mts', 'express.mjs', 'express.d.ts']) {
   fs.copyFileSync(path.join(here, 'templates', name), path.join(pkgDir, name));
 }
+
+/**
+ * The CommonJS twin of a framework module (ES module source: only relative `import { ... }`,
+ * `export function` / `export class` and `export { ... }` are converted; anything else fails).
+ */
+function toCommonJs(name) {
+  const file = path.join(here, 'templates', `${name}.mjs`);
+  let src = fs.readFileSync(file, 'utf8');
+  const names = [];
+  src = src.replace(/^import \{([^}]+)\} from '\.\/(\w+)\.mjs';$/gm, (_, list, mod) => `const {${list}} = require('./${mod}.cjs');`);
+  src = src.replace(/^export \{([^}]+)\};$/gm, (_, list) => {
+    names.push(...list.split(',').map((n) => n.trim()).filter(Boolean));
+    return '';
+  });
+  src = src.replace(/^export (async function|function|class) (\w+)/gm, (_, kind, n) => {
+    names.push(n);
+    return `${kind} ${n}`;
+  });
+  if (/^\s*(export|import)\b/m.test(src)) throw new Error(`${file}: only relative named imports and named exports can be converted`);
+  fs.writeFileSync(path.join(pkgDir, `${name}.cjs`), `'use strict';\n${src}\nmodule.exports = { ${names.join(', ')} };\n`);
+}
+toCommonJs('framework');
+toCommonJs('express');
 // The ES-module face of the Node build re-exports every CommonJS name explicitly.
 const names = Object.keys(createRequire(import.meta.url)(path.resolve(pkgDir, 'index.cjs'))).sort();
 fs.writeFileSync(path.join(pkgDir, 'index.mjs'),

@@ -132,7 +132,7 @@ describe('workerd example worker', () => {
     const slow = Array.from({ length: 5 }, () => get('/v1/accounts/acc_1/reports?hold=4000', h));
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const n = (await (await get(`/_inflight/${k.clientId}`)).json()).inFlight;
+      const n = (await (await get(`/_inflight/${k.clientId}`)).json()).in_flight;
       if (n === 5) break;
       assert.ok(Date.now() < deadline, `only ${n} requests in flight`);
       await new Promise((r) => setTimeout(r, 50));
@@ -142,7 +142,7 @@ describe('workerd example worker', () => {
     assert.equal(busy.headers.get('retry-after'), '1');
     assert.equal((await busy.json()).error, 'too_many_requests');
     for (const r of await Promise.all(slow)) assert.equal(r.status, 200);
-    assert.equal((await (await get(`/_inflight/${k.clientId}`)).json()).inFlight, 0, 'every lease released');
+    assert.equal((await (await get(`/_inflight/${k.clientId}`)).json()).in_flight, 0, 'every lease released');
     assert.equal((await get('/v1/accounts/acc_1/reports', h)).status, 200);
   });
 

@@ -1,4 +1,5 @@
-# workerd configuration for the example worker. Run from bindings-wasm/ after `make build`:
+# workerd configuration for the example worker. Run from bindings-wasm/ after `make build`
+# (which bundles worker.mjs with hono into build/worker.mjs):
 #   node_modules/.bin/workerd serve examples/worker/config.capnp --socket-addr http=127.0.0.1:8787
 # The keycel modules are the built package (pkg/); module names mirror its layout so its
 # relative imports resolve.
@@ -11,7 +12,7 @@ const config :Workerd.Config = (
 
 const worker :Workerd.Worker = (
   modules = [
-    (name = "worker.mjs", esModule = embed "worker.mjs"),
+    (name = "worker.mjs", esModule = embed "../../build/worker.mjs"),
     (name = "keycel/web.mjs", esModule = embed "../../pkg/web.mjs"),
     (name = "keycel/web/keycel_wasm.js", esModule = embed "../../pkg/web/keycel_wasm.js"),
     (name = "keycel/web/glue.js", esModule = embed "../../pkg/web/glue.js"),

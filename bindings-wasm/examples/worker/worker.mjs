@@ -1,40 +1,30 @@
-// An edge worker guarding an API with keycel (runs in workerd / Cloudflare Workers).
+// An edge worker guarding an API with keycel on Hono (runs in workerd / Cloudflare Workers).
+// `make build` bundles it with hono (esbuild, as wrangler would) into build/worker.mjs.
 //
 // Module top level: compile the wasm and the policy once per isolate. Nothing here draws
 // random bytes or reads the clock (Workers forbid randomness outside handlers); the
 // verified-secret cache draws its key on first use, inside a request.
 //
-// Routes:
-//   GET|POST /v1/accounts/:account/...   api.read / api.write on that account
-//   * /admin/...                         admin.<path segments> (admin scopes only here)
-//   POST /_keys                          issue a key (admin tool; needs x-admin-token)
-//   PUT  /_users/:id                     store a user record (needs x-admin-token)
-//   GET  /_inflight/:keyId               leases in flight (for tests)
+// Routes: those of ../hono/app.mjs (the tests/http_cases contract, any method on
+// /v1/accounts/:account/..., admin.<group>.<verb> on /admin/...) and admin tools:
+//   POST /_keys            issue a key (needs x-admin-token)
+//   PUT  /_users/:id       store a user record (needs x-admin-token)
+//   PUT  /_records         store a key record; DELETE /_records/:id (needs x-admin-token)
 // Records live in this isolate's memory here; a real worker reads them from KV or a
-// database between `parseCredentials` and `authorize`.
+// database in `lookup`.
 import { initSync, Engine, KeyRecord, UserRecord, KeycelError } from 'keycel/web.mjs';
 import wasmModule from 'keycel/keycel_bg.wasm';
 import policyText from 'policy.toml';
+import { createApp } from '../hono/app.mjs';
 
 initSync({ module: wasmModule });
 const engine = new Engine(policyText, { origin: 'policies/default.toml' });
 
 const records = new Map(); // client id -> KeyRecord handle (stands in for KV)
 const users = new Map(); // user id -> UserRecord handle
+const app = createApp(engine, records, users, (c) => c.req.header('cf-connecting-ip'));
 
-const json = (status, value, headers = {}) =>
-  new Response(JSON.stringify(value), { status, headers: { 'content-type': 'application/json', ...headers } });
-
-/** A keycel decision as the HTTP response to send. */
-const deny = (d) => new Response(d.body, { status: d.status, headers: { 'content-type': 'application/json', ...d.headers } });
-
-function route(method, path) {
-  const api = path.match(/^\/v1\/accounts\/([^/]+)(\/.*)?$/);
-  if (api) return { action: method === 'GET' || method === 'HEAD' ? 'api.read' : 'api.write', account: decodeURIComponent(api[1]) };
-  const admin = path.match(/^\/admin\/([a-z_]+)\/([a-z_]+)/);
-  if (admin) return { action: `admin.${admin[1]}.${admin[2]}`, account: null };
-  return null;
-}
+const json = (status, value) => new Response(JSON.stringify(value), { status, headers: { 'content-type': 'application/json' } });
 
 async function admin(request, env, url) {
   if (request.headers.get('x-admin-token') !== env.ADMIN_TOKEN) return json(401, { error: 'admin token required' });
@@ -67,44 +57,9 @@ async function admin(request, env, url) {
 }
 
 export default {
-  async fetch(request, env) {
+  async fetch(request, env, ctx) {
     const url = new URL(request.url);
-    if (url.pathname === '/health') return json(200, { ok: true });
-    if (url.pathname.startsWith('/_inflight/')) {
-      return json(200, { inFlight: engine.inFlight(decodeURIComponent(url.pathname.slice('/_inflight/'.length))) });
-    }
-    if (url.pathname.startsWith('/_')) return admin(request, env, url);
-
-    const target = route(request.method, url.pathname);
-    if (!target) return new Response(engine.notFoundBody(), { status: 404, headers: { 'content-type': 'application/json' } });
-
-    let credentials;
-    try {
-      credentials = engine.parseCredentials(request.headers);
-    } catch (e) {
-      if (e instanceof KeycelError && e.decision) return deny(e.decision); // 401 / 400
-      throw e;
-    }
-    try {
-      const record = records.get(credentials.clientId) ?? null; // a KV read in a real worker
-      const user = record && record.user ? users.get(record.user) ?? null : null;
-      const decision = engine.authorize(record, credentials, {
-        action: target.action,
-        account: target.account,
-        method: request.method,
-        path: url.pathname,
-        ip: request.headers.get('cf-connecting-ip'),
-      }, Date.now(), user);
-      if (!decision.allowed) return deny(decision); // 401 / 403 / 404 / 429
-      try {
-        const hold = Number(url.searchParams.get('hold') ?? 0);
-        if (hold > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(hold, 10_000)));
-        return json(200, { ok: true, keyId: decision.keyId, rules: decision.matchedRules, cacheHit: decision.cacheHit, method: decision.method });
-      } finally {
-        decision.lease.release();
-      }
-    } finally {
-      credentials.free(); // zeroizes the secret now rather than at garbage collection
-    }
+    if (url.pathname.startsWith('/_') && !url.pathname.startsWith('/_inflight/')) return admin(request, env, url);
+    return app.fetch(request, env, ctx);
   },
 };
