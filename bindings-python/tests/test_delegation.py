@@ -68,7 +68,7 @@ def test_account_limited_admin(engine: keycel.Engine, keyring: keycel.Keyring) -
 
 
 def test_wildcard_minting(keyring: keycel.Keyring) -> None:
-    keyring.put_user("root", roles=["admin"], now=NOW)
+    keyring.put_user("root", roles=["admin", "reader"], now=NOW)
     me, _ = make(keyring, "reader", scopes=["keys.create", "keys.manage_all"])
     d = denied(
         lambda: keyring.create(
