@@ -68,7 +68,7 @@ def test_account_limited_admin(engine: keycel.Engine, keyring: keycel.Keyring) -
 
 
 def test_wildcard_minting(keyring: keycel.Keyring) -> None:
-    keyring.put_user("root", roles=["admin"], now=NOW)
+    keyring.put_user("root", roles=["admin", "reader"], now=NOW)
     me, _ = make(keyring, "reader", scopes=["keys.create", "keys.manage_all"])
     d = denied(
         lambda: keyring.create(
@@ -128,3 +128,17 @@ def test_omitted_path_does_not_widen(engine: keycel.Engine, keyring: keycel.Keyr
     _, token = make(keyring, "admin")
     assert status(engine, token, "admin.account.create") == 403
     assert status(engine, token, "admin.account.create", path="/admin/accounts") == 200
+
+
+def test_personal_tokens_per_user_are_capped(tmp_path: Any) -> None:
+    from helpers import CHEAP, DEFAULT_POLICY
+
+    policy = tmp_path / "capped.toml"
+    policy.write_text(DEFAULT_POLICY.read_text().replace("max_personal_tokens = 50", "max_personal_tokens = 2"))
+    engine = keycel.Engine(policy, store=keycel.MemoryStore())
+    ring = engine.keyring(hash=CHEAP)
+    ring.put_user("u", roles=["viewer"], now=NOW)
+    for _ in range(2):
+        ring.create("t", role="viewer", kind="personal", user="u", now=NOW)
+    d = denied(lambda: ring.create("t", role="viewer", kind="personal", user="u", now=NOW))
+    assert d.code == "too_many_personal_tokens"

@@ -29,7 +29,7 @@ test('an account-limited admin rotating another account\'s key gets not_found, l
 });
 
 test('keys.create does not mint keys.create.*', () => {
-  const root = { id: 'root', roles: ['admin'], accounts: 'all' };
+  const root = { id: 'root', roles: ['admin', 'reader'], accounts: 'all' };
   const me = issue({ name: 'm', role: 'reader', scopes: ['keys.create', 'keys.manage_all'] });
   const spec = { name: 't', kind: 'personal', user: 'root', role: 'reader', scopes: ['keys.create.*'] };
   const e = throwsKeycel(() => issue(spec, { owner: root, actor: { key: me.record } }), 'denied');

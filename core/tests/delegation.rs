@@ -181,7 +181,7 @@ fn account_limited_admin_cannot_see_another_accounts_key() {
 fn keys_create_wildcard_minting_is_refused() {
     assert!(!keycel::policy::scopes::covered("keys.create.*", ["keys.create"]));
     let w = world();
-    w.user("u", &["admin"], AccountScope::All);
+    w.user("u", &["admin", "reader"], AccountScope::All);
     let (me, _) = w.api("reader", &["keys.create", "keys.manage_all"], AccountScope::All);
     let mut nk = NewKey::personal("t", "u", "reader");
     nk.scopes = scopes(&["keys.create.*"]);

@@ -508,7 +508,7 @@ fn delegation() -> R<Vector> {
     let acc1 = acc("acc_1")?;
     let now = g.now;
     g.user("val", &["viewer"], AccountScope::All)?;
-    g.user("root", &["admin"], AccountScope::All)?;
+    g.user("root", &["admin", "reader"], AccountScope::All)?;
     let a1 = acc1.clone();
     g.key("admin_acc1", "admin", |r| r.accounts = a1)?;
     g.key("admin_all", "admin", |_| {})?;
