@@ -17,6 +17,7 @@ use crate::limiter::{Lease, Limiter, LimiterConfig};
 use crate::policy::facts::Facts;
 use crate::policy::{functions, Effect, Native, PolicyError, PolicySet, Rule};
 use crate::record::{KeyKind, KeyRecord, RecordError, UserRecord};
+use crate::rehash::{PendingRehash, RehashClaims};
 use crate::store::{Store, StoreError};
 use crate::time::{Duration, Timestamp};
 use crate::token::TokenFormat;
@@ -57,11 +58,14 @@ pub struct Authorization {
     pub user: Option<Arc<UserRecord>>,
     /// Authentication details (`needs_rehash`, `cache_hit`, method).
     pub authenticated: Option<Authenticated>,
+    /// With [`Engine::rehash_on_use`]: the hash upgrade to run after the response, the first
+    /// time a key authenticates with outdated argon2 parameters.
+    pub rehash: Option<PendingRehash>,
 }
 
 impl Authorization {
     fn denied(decision: Decision) -> Self {
-        Authorization { decision, lease: None, key: None, user: None, authenticated: None }
+        Authorization { decision, lease: None, key: None, user: None, authenticated: None, rehash: None }
     }
 }
 
@@ -97,6 +101,7 @@ pub struct Engine {
     root: cel::Context<'static, 'static>,
     auth: Authenticator,
     limiter: Limiter,
+    rehash: Option<Arc<RehashClaims>>,
 }
 
 impl fmt::Debug for Engine {
@@ -170,12 +175,25 @@ impl Engine {
         auth.credentials.validate().map_err(|e| EngineError::Config(e.to_string()))?;
         let root = functions::root_context().map_err(|e| EngineError::Config(e.to_string()))?;
         let auth = Authenticator::new(auth).map_err(|e| EngineError::Config(e.to_string()))?;
-        Ok(Engine { policy, root, auth, limiter: Limiter::new(limiter) })
+        Ok(Engine { policy, root, auth, limiter: Limiter::new(limiter), rehash: None })
     }
 
     /// The default policy with default settings.
     pub fn default_policy() -> Result<Self, EngineError> {
         Self::new(PolicySet::default_policy()?)
+    }
+
+    /// Re-hash on use (off by default): a successful authentication against a hash made with
+    /// other argon2 parameters than configured hands back [`Authorization::rehash`], at most
+    /// one pending per key (see [`crate::rehash`]).
+    pub fn rehash_on_use(mut self, on: bool) -> Self {
+        self.rehash = on.then(Arc::default);
+        self
+    }
+
+    /// True when [`Engine::rehash_on_use`] is on.
+    pub fn rehashes_on_use(&self) -> bool {
+        self.rehash.is_some()
     }
 
     /// The policy.
@@ -255,8 +273,14 @@ impl Engine {
             return Authorization::denied(Decision::unauthorized(self.messages(), "no record"));
         };
         let decision = self.decide(record, user, request, now);
+        let rehash = match &self.rehash {
+            Some(claims) if authenticated.needs_rehash && !authenticated.via_previous_secret => {
+                PendingRehash::claim(claims, record, creds.secret(), self.auth.config().hash)
+            }
+            _ => None,
+        };
         let mut out =
-            Authorization { decision, lease: None, key: None, user: None, authenticated: Some(authenticated) };
+            Authorization { decision, lease: None, key: None, user: None, authenticated: Some(authenticated), rehash };
         if out.decision.allowed {
             match self.limiter.acquire(record.id.as_str(), record.max_concurrent, now) {
                 Ok(lease) => out.lease = Some(lease),
