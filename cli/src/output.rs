@@ -31,28 +31,14 @@ pub fn state(r: &KeyRecord, now: Timestamp, leeway: Duration) -> &'static str {
     }
 }
 
-/// A key as the CLI shows it: everything but the hashes.
+/// A key as the CLI shows it: core's public form (everything but the hashes, the same
+/// fields every binding's `to_dict()` / `toJSON()` gives) plus its `state` at `now`.
 pub fn key_json(r: &KeyRecord, now: Timestamp, leeway: Duration) -> Value {
-    json!({
-        "id": r.id.as_str(),
-        "name": r.name,
-        "description": r.description,
-        "kind": r.kind.as_str(),
-        "user": r.kind.user(),
-        "role": r.role,
-        "scopes": r.scopes,
-        "accounts": accounts_json(&r.accounts),
-        "active": r.active,
-        "state": state(r, now, leeway),
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "expires_at": r.expires_at,
-        "rotated_at": r.rotated_at,
-        "previous_secret_valid_until": r.previous_secret.as_ref().map(|p| p.valid_until),
-        "max_concurrent": r.max_concurrent,
-        "metadata": r.metadata,
-        "version": r.version,
-    })
+    let mut v = r.to_public_value();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("state".into(), json!(state(r, now, leeway)));
+    }
+    v
 }
 
 pub fn user_json(u: &UserRecord) -> Value {
