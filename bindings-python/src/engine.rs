@@ -11,11 +11,13 @@ use crate::stores::{store_from, StoreHandle};
 use keycel::engine::{EngineError, Lookup, Request};
 use keycel::keyring::ManagementGuard;
 use keycel::policy::{PolicyError, PolicySet};
+use keycel::rehash::PendingRehash;
 use keycel::store::{Store, StoreError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 fn policy_error(e: &PolicyError) -> PyErr {
     Python::attach(|py| {
@@ -67,6 +69,9 @@ pub(crate) struct Engine {
     pub(crate) inner: Arc<keycel::engine::Engine>,
     store: StoreHandle,
     headers: HeaderFilter,
+    /// Background hash upgrades started by `authorize` (`rehash_on_use`), joined by
+    /// `wait_for_rehashes()`.
+    rehash_jobs: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Engine {
@@ -74,14 +79,40 @@ impl Engine {
         py: Python<'_>,
         policy: Result<PolicySet, PolicyError>,
         store: Option<&Bound<'_, PyAny>>,
+        rehash_on_use: bool,
     ) -> PyResult<Self> {
         let policy = policy.map_err(|e| policy_error(&e))?;
         let origin = policy.origin().to_string();
         let engine =
             detached(py, move || keycel::engine::Engine::new(policy))?.map_err(|e| engine_error(&e, &origin))?;
+        let engine = engine.rehash_on_use(rehash_on_use);
         let c = &engine.authenticator().config().credentials;
         let headers = HeaderFilter::new(["authorization", c.client_id_header.as_str(), c.secret_header.as_str()]);
-        Ok(Engine { inner: Arc::new(engine), store: store_from(py, store)?, headers })
+        Ok(Engine {
+            inner: Arc::new(engine),
+            store: store_from(py, store)?,
+            headers,
+            rehash_jobs: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.rehash_jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a hash upgrade on its own thread, after the request: a failure (store error,
+    /// conflict, a thread that cannot start) only means the old hash stays, never an error
+    /// for the request.
+    fn spawn_rehash(&self, pending: PendingRehash, now: keycel::Timestamp) {
+        let store = self.store.store.clone();
+        let job = std::thread::Builder::new().name("keycel-rehash".into()).spawn(move || {
+            let _ = pending.apply(store.as_ref(), now);
+        });
+        if let Ok(handle) = job {
+            let mut jobs = self.jobs();
+            jobs.retain(|j| !j.is_finished());
+            jobs.push(handle);
+        }
     }
 
     fn request(
@@ -121,6 +152,11 @@ pub(crate) fn hash_from(guard: Option<&Bound<'_, PyAny>>) -> Option<keycel::hash
     guard.and_then(|g| g.cast::<Engine>().ok()).map(|e| e.get().inner.authenticator().config().hash)
 }
 
+/// The header names of the guard engine (so `IssuedKey.reveal()` shows the ones it reads).
+pub(crate) fn credentials_from(guard: Option<&Bound<'_, PyAny>>) -> Option<keycel::CredentialConfig> {
+    guard.and_then(|g| g.cast::<Engine>().ok()).map(|e| e.get().inner.authenticator().config().credentials.clone())
+}
+
 /// The token format of the guard engine (so keys it issues parse under its policy).
 pub(crate) fn format_from(guard: Option<&Bound<'_, PyAny>>) -> Option<keycel::TokenFormat> {
     guard.and_then(|g| g.cast::<Engine>().ok()).map(|e| e.get().inner.authenticator().config().format.clone())
@@ -131,48 +167,86 @@ impl Engine {
     /// `policy`: a file path (str or PathLike), a dict with the policy structure, or `None`
     /// for keycel's built-in default policy. `store`: where keys live (default: a new
     /// `MemoryStore`; also `SqliteStore` or any object implementing the store protocol).
+    /// `rehash_on_use`: upgrade a hash made with outdated argon2 parameters through the store
+    /// after its key's first successful use, on a background thread (never failing the request).
     #[new]
-    #[pyo3(signature = (policy = None, *, store = None))]
-    fn py_new(py: Python<'_>, policy: Option<&Bound<'_, PyAny>>, store: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (policy = None, *, store = None, rehash_on_use = false))]
+    fn py_new(
+        py: Python<'_>,
+        policy: Option<&Bound<'_, PyAny>>,
+        store: Option<&Bound<'_, PyAny>>,
+        rehash_on_use: bool,
+    ) -> PyResult<Self> {
         match policy.filter(|p| !p.is_none()) {
-            None => Self::build(py, PolicySet::default_policy(), store),
-            Some(p) if p.hasattr("items")? => Self::from_dict(py, p, "<dict>", store),
+            None => Self::build(py, PolicySet::default_policy(), store, rehash_on_use),
+            Some(p) if p.hasattr("items")? => Self::from_dict(py, p, "<dict>", store, rehash_on_use),
             Some(p) => {
                 let path: std::path::PathBuf =
                     p.extract().map_err(|_| invalid_argument("policy", "policy must be a path, a dict or None"))?;
-                Self::from_file(py, path, store)
+                Self::from_file(py, path, store, rehash_on_use)
             }
         }
     }
 
     /// Loads a TOML (or `.json`) policy file.
     #[staticmethod]
-    #[pyo3(signature = (path, *, store = None))]
-    fn from_file(py: Python<'_>, path: std::path::PathBuf, store: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (path, *, store = None, rehash_on_use = false))]
+    fn from_file(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        store: Option<&Bound<'_, PyAny>>,
+        rehash_on_use: bool,
+    ) -> PyResult<Self> {
         let policy = detached(py, move || PolicySet::load(&path))?;
-        Self::build(py, policy, store)
+        Self::build(py, policy, store, rehash_on_use)
     }
 
     /// Parses a TOML policy; `origin` names it in errors.
     #[staticmethod]
-    #[pyo3(signature = (source, *, origin = "<string>", store = None))]
-    fn from_toml(py: Python<'_>, source: &str, origin: &str, store: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (source, *, origin = "<string>", store = None, rehash_on_use = false))]
+    fn from_toml(
+        py: Python<'_>,
+        source: &str,
+        origin: &str,
+        store: Option<&Bound<'_, PyAny>>,
+        rehash_on_use: bool,
+    ) -> PyResult<Self> {
         let policy = detached(py, || PolicySet::from_toml_str(source, origin))?;
-        Self::build(py, policy, store)
+        Self::build(py, policy, store, rehash_on_use)
     }
 
     /// Builds from a dict with the same structure as the TOML file.
     #[staticmethod]
-    #[pyo3(signature = (policy, origin = "<dict>", store = None))]
+    #[pyo3(signature = (policy, origin = "<dict>", store = None, *, rehash_on_use = false))]
     fn from_dict(
         py: Python<'_>,
         policy: &Bound<'_, PyAny>,
         origin: &str,
         store: Option<&Bound<'_, PyAny>>,
+        rehash_on_use: bool,
     ) -> PyResult<Self> {
         let value = to_json(policy, "policy")?;
         let policy = detached(py, || PolicySet::from_json_value(value, origin))?;
-        Self::build(py, policy, store)
+        Self::build(py, policy, store, rehash_on_use)
+    }
+
+    /// True when the engine upgrades outdated hashes on use.
+    #[getter]
+    fn rehash_on_use(&self) -> bool {
+        self.inner.rehashes_on_use()
+    }
+
+    /// Waits for the background hash upgrades started so far (tests, graceful shutdown);
+    /// returns how many were waited for.
+    fn wait_for_rehashes(&self, py: Python<'_>) -> PyResult<usize> {
+        let jobs: Vec<JoinHandle<()>> = std::mem::take(&mut *self.jobs());
+        let n = jobs.len();
+        detached(py, move || {
+            for j in jobs {
+                let _ = j.join();
+            }
+        })?;
+        Ok(n)
     }
 
     /// The store object keys are looked up in.
@@ -210,7 +284,10 @@ impl Engine {
         let now = timestamp(now, "now")?;
         let engine = &self.inner;
         let store = StoreLookup(&*self.store.store);
-        let a = detached(py, || engine.authorize(pairs.iter().map(|(n, v)| (n, v)), &request, &store, now))?;
+        let mut a = detached(py, || engine.authorize(pairs.iter().map(|(n, v)| (n, v)), &request, &store, now))?;
+        if let Some(pending) = a.rehash.take() {
+            self.spawn_rehash(pending, now);
+        }
         let needs_rehash = a.authenticated.as_ref().is_some_and(|x| x.needs_rehash);
         Ok(Decision::full(a.decision, a.lease, a.key, needs_rehash))
     }
@@ -272,7 +349,8 @@ impl Engine {
         };
         let guard: Arc<dyn ManagementGuard> = me.inner.clone();
         let format = me.inner.authenticator().config().format.clone();
-        Keyring::build(py, Some(me.store.object.bind(py)), Some(guard), format, hash, operator, audit)
+        let credentials = me.inner.authenticator().config().credentials.clone();
+        Keyring::build(py, Some(me.store.object.bind(py)), Some(guard), format, hash, credentials, operator, audit)
     }
 
     fn __repr__(&self) -> String {
