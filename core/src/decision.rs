@@ -58,6 +58,10 @@ pub mod codes {
     pub const NOT_FOUND: &str = "not_found";
     /// 429.
     pub const TOO_MANY_REQUESTS: &str = "too_many_requests";
+    /// 403 from the keyring: the user already holds the policy's `max_personal_tokens`.
+    pub const TOO_MANY_PERSONAL_TOKENS: &str = "too_many_personal_tokens";
+    /// 403 from the keyring: the resulting key would exceed the acting key (issue 11).
+    pub const EXCEEDS_ACTOR: &str = "exceeds_actor";
     /// 503.
     pub const OVERLOADED: &str = "temporarily_unavailable";
 }

@@ -12,17 +12,19 @@ use crate::auth::{AuthConfig, Authenticated, Authenticator};
 use crate::credentials::Credentials;
 use crate::decision::{codes, Decision, Messages};
 use crate::hash::{HashParams, HashPolicy};
-use crate::keyring::{actions, Actor, ManagementGuard, Target};
+use crate::keyring::is_management_action;
 use crate::limiter::{Lease, Limiter, LimiterConfig};
 use crate::policy::facts::Facts;
 use crate::policy::{functions, Effect, Native, PolicyError, PolicySet, Rule};
-use crate::record::{KeyKind, KeyRecord, RecordError, UserRecord};
+use crate::record::{KeyKind, KeyRecord, UserRecord};
 use crate::rehash::{PendingRehash, RehashClaims};
 use crate::store::{Store, StoreError};
 use crate::time::{Duration, Timestamp};
 use crate::token::TokenFormat;
 use std::fmt;
 use std::sync::Arc;
+
+mod management;
 
 pub use crate::request::Request;
 
@@ -101,6 +103,8 @@ pub struct Engine {
     root: cel::Context<'static, 'static>,
     auth: Authenticator,
     limiter: Limiter,
+    /// The limit for keys without their own `max_concurrent` (what `authority` reports).
+    default_max_concurrent: u32,
     rehash: Option<Arc<RehashClaims>>,
 }
 
@@ -175,7 +179,8 @@ impl Engine {
         auth.credentials.validate().map_err(|e| EngineError::Config(e.to_string()))?;
         let root = functions::root_context().map_err(|e| EngineError::Config(e.to_string()))?;
         let auth = Authenticator::new(auth).map_err(|e| EngineError::Config(e.to_string()))?;
-        Ok(Engine { policy, root, auth, limiter: Limiter::new(limiter), rehash: None })
+        let default_max_concurrent = limiter.default_limit;
+        Ok(Engine { policy, root, auth, limiter: Limiter::new(limiter), default_max_concurrent, rehash: None })
     }
 
     /// The default policy with default settings.
@@ -281,7 +286,9 @@ impl Engine {
         };
         let mut out =
             Authorization { decision, lease: None, key: None, user: None, authenticated: Some(authenticated), rehash };
-        if out.decision.allowed {
+        // A management check (the host asking before a keyring call) takes no data-plane slot:
+        // management has its own bounds (the argon2 gate, the per-user token cap).
+        if out.decision.allowed && !is_management_action(&request.action) {
             match self.limiter.acquire(record.id.as_str(), record.max_concurrent, now) {
                 Ok(lease) => out.lease = Some(lease),
                 Err(busy) => {
@@ -295,11 +302,17 @@ impl Engine {
 
     /// Policy only (no authentication, no lease): account scope, forbid rules, allow rules.
     pub fn decide(&self, key: &KeyRecord, user: Option<&UserRecord>, request: &Request, now: Timestamp) -> Decision {
+        if let Err(why) = request.validate() {
+            return Decision::invalid_request(self.messages(), why);
+        }
+        self.decide_valid(key, user, request, now)
+    }
+
+    /// [`Engine::decide`] for a request already known to be within bounds (management
+    /// requests built here from validated records, whose target may name many accounts).
+    fn decide_valid(&self, key: &KeyRecord, user: Option<&UserRecord>, request: &Request, now: Timestamp) -> Decision {
         let m = self.messages();
         let id = key.id.as_str();
-        if let Err(why) = request.validate() {
-            return Decision::invalid_request(m, why);
-        }
         let Some(facts) = self.facts(key, user, request, now) else {
             return Decision::unauthorized(m, "personal token without its user");
         };
@@ -401,27 +414,6 @@ impl Engine {
         }
         (held, None)
     }
-
-    fn management(
-        &self,
-        key: &KeyRecord,
-        user: Option<&UserRecord>,
-        action: &str,
-        target: Target<'_>,
-        now: Timestamp,
-    ) -> Decision {
-        let mut req = Request::new(action);
-        if let Some(t) = target.key {
-            req = req
-                .attribute("target_key", serde_json::Value::String(t.id.as_str().to_string()))
-                .attribute("target_kind", serde_json::Value::String(t.kind.as_str().to_string()))
-                .attribute("target_role", serde_json::Value::String(t.role.clone()));
-        }
-        if let Some(u) = target.user {
-            req = req.attribute("target_user", serde_json::Value::String(u.to_string()));
-        }
-        self.decide(key, user, &req, now)
-    }
 }
 
 /// The rules of one effect that held: the first (whose code a forbid answers with) and all ids.
@@ -452,59 +444,6 @@ fn eval(rule: &crate::policy::Rule, facts: &Facts<'_>, ctx: &cel::Context<'_, '_
         Ok(cel::Value::Bool(b)) => Ok(b),
         Ok(other) => Err(format!("condition gave {:?}, not a bool", other.type_of())),
         Err(e) => Err(e.to_string()),
-    }
-}
-
-impl ManagementGuard for Engine {
-    /// The operator may do anything the policy's catalogue allows; a key is decided by the
-    /// rules like any request, and may never create or reshape a key beyond its own scopes.
-    fn check(&self, actor: &Actor, action: &str, target: Target<'_>, now: Timestamp) -> Decision {
-        let m = self.messages();
-        let shaping = matches!(action, actions::CREATE | actions::CREATE_API | actions::UPDATE);
-        match actor {
-            Actor::Operator(name) => Decision::allow(&format!("operator:{name}"), Vec::new(), "local operator"),
-            Actor::Key { key, user } => {
-                if let (true, Some(t)) = (shaping, target.key) {
-                    let none = Request::default();
-                    let Some(actor_facts) = self.facts(key, user.as_ref(), &none, now) else {
-                        return Decision::unauthorized(m, "personal token without its user");
-                    };
-                    let mine = actor_facts.effective_scopes();
-                    let wanted = self.policy.role_scopes(&t.role).iter().chain(t.scopes.iter());
-                    if let Some(p) =
-                        wanted.into_iter().find(|p| !crate::policy::scopes::covered(p, mine.iter().copied()))
-                    {
-                        return Decision::forbidden(
-                            m,
-                            key.id.as_str(),
-                            codes::INSUFFICIENT_SCOPE,
-                            Vec::new(),
-                            format!("{p:?} would exceed the acting key's own scopes"),
-                        );
-                    }
-                }
-                self.management(key, user.as_ref(), action, target, now)
-            }
-        }
-    }
-
-    /// A key may only name a role the policy defines and catalogued scopes.
-    fn validate_key(&self, key: &KeyRecord) -> Result<(), RecordError> {
-        if !self.policy.has_role(&key.role) {
-            return Err(RecordError::new("role", format!("role {:?} is not defined by the policy", key.role)));
-        }
-        match key.scopes.iter().find(|s| !self.policy.is_catalogued(s)) {
-            Some(s) => Err(RecordError::new("scopes", format!("scope {s:?} is not in the policy's catalogue"))),
-            None => Ok(()),
-        }
-    }
-
-    /// A user may only hold roles the policy defines.
-    fn validate_user(&self, user: &UserRecord) -> Result<(), RecordError> {
-        match user.roles.iter().find(|r| !self.policy.has_role(r)) {
-            Some(r) => Err(RecordError::new("roles", format!("role {r:?} is not defined by the policy"))),
-            None => Ok(()),
-        }
     }
 }
 

@@ -6,6 +6,16 @@
 //! record untouched. Every change bumps `version` and emits an [`AuditEvent`]. Every change is
 //! asked of a [`ManagementGuard`] first; the policy engine is one, and without one only the
 //! local operator may act.
+//!
+//! A key acting through management is re-read from the store at the moment of the change
+//! (whatever object the host holds), a target outside its accounts answers like a missing
+//! key, and the guard judges the record as it will be after the change (issue 11; the rule
+//! itself is in [`delegation`]).
+
+#[cfg(feature = "policy")]
+pub mod authority;
+#[cfg(feature = "policy")]
+pub mod delegation;
 
 use crate::audit::{AuditEvent, AuditSink, NullAudit};
 use crate::decision::{Decision, Messages};
@@ -78,10 +88,32 @@ struct Subject<'a> {
 /// What a management action is about.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
-    /// The key concerned (its current record; for create, the record to be created).
+    /// The key concerned, as it will be after the change (for create, the record to be
+    /// created; for read, rotate and delete, the record as stored).
     pub key: Option<&'a KeyRecord>,
     /// The user concerned.
     pub user: Option<&'a str>,
+    /// The user record concerned: a personal token's owner, or the user being saved or
+    /// removed (`None` when there is none).
+    pub owner: Option<&'a UserRecord>,
+}
+
+/// True for the actions the keyring asks a guard about. A host checking one of them before
+/// calling the keyring is a management check: it takes no data-plane concurrency slot.
+pub fn is_management_action(action: &str) -> bool {
+    matches!(
+        action,
+        actions::CREATE
+            | actions::CREATE_API
+            | actions::READ
+            | actions::RENAME
+            | actions::UPDATE
+            | actions::SET_ACTIVE
+            | actions::ROTATE
+            | actions::DELETE
+            | actions::USERS_PUT
+            | actions::USERS_REMOVE
+    )
 }
 
 /// Decides management actions, and checks that records name only what the policy defines.
@@ -97,6 +129,33 @@ pub trait ManagementGuard: Send + Sync {
     /// Checks a user about to be stored (e.g. their roles exist in the policy).
     fn validate_user(&self, _user: &UserRecord) -> Result<(), RecordError> {
         Ok(())
+    }
+
+    /// Checks the role of a personal token against its user. Default: one of the user's
+    /// roles; the policy engine also accepts any narrower defined role.
+    fn validate_personal(&self, key: &KeyRecord, user: &UserRecord) -> Result<(), RecordError> {
+        if user.roles.contains(&key.role) {
+            Ok(())
+        } else {
+            Err(RecordError::new("role", format!("{:?} is not one of the user's roles", key.role)))
+        }
+    }
+
+    /// Grace after a key's expiry that authentication allows (an acting key past it is
+    /// refused).
+    fn expiry_leeway(&self) -> Duration {
+        Duration::from_secs(0)
+    }
+
+    /// False when `target` is outside what `actor` may even see (it then answers exactly
+    /// like a missing key). Default: visible; the guard's `check` still decides.
+    fn visible(&self, _actor: &Actor, _target: &KeyRecord, _owner: Option<&UserRecord>, _now: Timestamp) -> bool {
+        true
+    }
+
+    /// Most personal tokens one user may hold (`None`: no cap).
+    fn max_personal_tokens(&self) -> Option<usize> {
+        None
     }
 }
 
@@ -362,6 +421,60 @@ impl Keyring {
         });
     }
 
+    /// The acting key as stored now, with its user: a deleted, deactivated, expired,
+    /// orphaned or rotated-past-grace key is refused, whatever record the host passed.
+    fn live_actor(&self, actor: &Actor, action: &str, now: Timestamp) -> Result<Actor, KeyringError> {
+        let Actor::Key { key: held, .. } = actor else { return Ok(actor.clone()) };
+        let refuse = |why: &str| {
+            let d = Decision::unauthorized(&Messages::default(), format!("acting key {}: {why}", held.id));
+            let subject = Subject { key: Some(held.id.as_str()), user: held.kind.user(), version: None };
+            self.event(actor, action, now, subject, "denied", d.reason.clone());
+            Err(KeyringError::Denied(Box::new(d)))
+        };
+        let Some(fresh) = self.store.get_key(held.id.as_str())? else { return refuse("no longer exists") };
+        if !same_secret(held, &fresh, now) {
+            return refuse("its secret was rotated and the old one is no longer valid");
+        }
+        if !fresh.active {
+            return refuse("is inactive");
+        }
+        if fresh.expired(now, self.guard.expiry_leeway()) {
+            return refuse("has expired");
+        }
+        let user = match fresh.kind.user() {
+            Some(u) => match self.store.get_user(u)? {
+                Some(u) => Some(u),
+                None => return refuse("its user no longer exists"),
+            },
+            None => None,
+        };
+        Ok(Actor::Key { key: Box::new(fresh), user })
+    }
+
+    /// A personal token's owner, as stored.
+    fn owner_of(&self, key: &KeyRecord) -> Result<Option<UserRecord>, KeyringError> {
+        match key.kind.user() {
+            Some(u) => Ok(self.store.get_user(u)?),
+            None => Ok(None),
+        }
+    }
+
+    /// The stored key `id`, as the actor may see it: a key outside the actor's reach answers
+    /// exactly like a missing one.
+    fn visible_key(
+        &self,
+        actor: &Actor,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<(KeyRecord, Option<UserRecord>), KeyringError> {
+        let r = self.store.get_key(id)?.ok_or_else(|| KeyringError::NotFound(id.to_string()))?;
+        let owner = self.owner_of(&r)?;
+        if !self.guard.visible(actor, &r, owner.as_ref(), now) {
+            return Err(KeyringError::NotFound(id.to_string()));
+        }
+        Ok((r, owner))
+    }
+
     fn guard(&self, actor: &Actor, action: &str, target: Target<'_>, now: Timestamp) -> Result<(), KeyringError> {
         let d = self.guard.check(actor, action, target, now);
         if d.allowed {
@@ -374,36 +487,43 @@ impl Keyring {
 
     /// Reads a key (asks the guard for `keys.read`).
     pub fn get(&self, actor: &Actor, id: &str, now: Timestamp) -> Result<KeyRecord, KeyringError> {
-        let r = self.store.get_key(id)?.ok_or_else(|| KeyringError::NotFound(id.to_string()))?;
-        self.guard(actor, actions::READ, Target { key: Some(&r), user: r.kind.user() }, now)?;
+        let actor = &self.live_actor(actor, actions::READ, now)?;
+        let (r, owner) = self.visible_key(actor, id, now)?;
+        self.guard(actor, actions::READ, Target { key: Some(&r), user: r.kind.user(), owner: owner.as_ref() }, now)?;
         Ok(r)
     }
 
-    /// Lists keys the actor may read.
+    /// Lists keys the actor may read (keys outside its reach are left out silently).
     pub fn list(&self, actor: &Actor, filter: &KeyFilter, now: Timestamp) -> Result<Vec<KeyRecord>, KeyringError> {
+        let actor = &self.live_actor(actor, actions::READ, now)?;
         let all = self.store.list_keys(filter)?;
-        Ok(all
-            .into_iter()
-            .filter(|r| {
-                self.guard.check(actor, actions::READ, Target { key: Some(r), user: r.kind.user() }, now).allowed
-            })
-            .collect())
+        let mut out = Vec::with_capacity(all.len());
+        for r in all {
+            let owner = self.owner_of(&r)?;
+            let target = Target { key: Some(&r), user: r.kind.user(), owner: owner.as_ref() };
+            if self.guard.visible(actor, &r, owner.as_ref(), now)
+                && self.guard.check(actor, actions::READ, target, now).allowed
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
 
     /// Creates a key and returns it with its secret: the only time the secret is shown.
     pub fn create(&self, actor: &Actor, new: NewKey, now: Timestamp) -> Result<(KeyRecord, IssuedKey), KeyringError> {
         let action = if matches!(new.kind, KeyKind::Api) { actions::CREATE_API } else { actions::CREATE };
-        if let KeyKind::Personal { user } = &new.kind {
-            let u = self.store.get_user(user)?.ok_or_else(|| {
-                KeyringError::Invalid(RecordError::new("user", format!("user {user:?} does not exist")))
-            })?;
-            if !u.roles.contains(&new.role) {
-                return Err(KeyringError::Invalid(RecordError::new(
-                    "role",
-                    format!("{:?} is not one of the user's roles", new.role),
-                )));
+        let actor = &self.live_actor(actor, action, now)?;
+        let owner = match &new.kind {
+            KeyKind::Personal { user } => {
+                let u = self.store.get_user(user)?.ok_or_else(|| {
+                    KeyringError::Invalid(RecordError::new("user", format!("user {user:?} does not exist")))
+                })?;
+                self.check_personal_cap(actor, action, &u, now)?;
+                Some(u)
             }
-        }
+            KeyKind::Api => None,
+        };
         let mut rng = os_rng();
         let issued = self.format.issue(&mut rng).map_err(KeyringError::Token)?;
         let secret_hash = self.hash.hash(issued.secret.expose().as_bytes(), &mut rng).map_err(KeyringError::Hash)?;
@@ -419,7 +539,10 @@ impl Keyring {
         };
         record.validate()?;
         self.guard.validate_key(&record)?;
-        self.guard(actor, action, Target { key: Some(&record), user: record.kind.user() }, now)?;
+        if let Some(u) = &owner {
+            self.guard.validate_personal(&record, u)?;
+        }
+        self.guard(actor, action, Target { key: Some(&record), user: record.kind.user(), owner: owner.as_ref() }, now)?;
         self.store.insert_key(&record)?;
         self.event(
             actor,
@@ -436,10 +559,7 @@ impl Keyring {
     pub fn update(&self, actor: &Actor, id: &str, change: Change, now: Timestamp) -> Result<KeyRecord, KeyringError> {
         let action = change.action();
         let label = change.label();
-        self.modify(actor, id, action, now, |r| {
-            change.apply(r);
-            Ok(label.to_string())
-        })
+        self.modify(actor, id, action, now, |r| change.apply(r), |_| Ok(label.to_string()))
     }
 
     /// Rename (shorthand for [`Change::Rename`]).
@@ -474,19 +594,26 @@ impl Keyring {
     ) -> Result<(KeyRecord, IssuedKey), KeyringError> {
         let mut rng = os_rng();
         let mut issued = None;
-        let record = self.modify(actor, id, actions::ROTATE, now, |r| {
-            let secret = self.format.new_secret(&r.id, &mut rng).map_err(KeyringError::Token)?;
-            let hash = self.hash.hash(secret.expose().as_bytes(), &mut rng).map_err(KeyringError::Hash)?;
-            let old = std::mem::replace(&mut r.secret_hash, hash);
-            r.previous_secret =
-                grace.filter(|g| g.secs() > 0).map(|g| PreviousSecret { hash: old, valid_until: now.plus(g) });
-            r.rotated_at = Some(now);
-            issued = Some(IssuedKey { client_id: r.id.clone(), secret });
-            Ok(match grace {
-                Some(g) if g.secs() > 0 => format!("rotated, old secret valid for {}s", g.secs()),
-                _ => "rotated, old secret revoked".to_string(),
-            })
-        })?;
+        let record = self.modify(
+            actor,
+            id,
+            actions::ROTATE,
+            now,
+            |_| {},
+            |r| {
+                let secret = self.format.new_secret(&r.id, &mut rng).map_err(KeyringError::Token)?;
+                let hash = self.hash.hash(secret.expose().as_bytes(), &mut rng).map_err(KeyringError::Hash)?;
+                let old = std::mem::replace(&mut r.secret_hash, hash);
+                r.previous_secret =
+                    grace.filter(|g| g.secs() > 0).map(|g| PreviousSecret { hash: old, valid_until: now.plus(g) });
+                r.rotated_at = Some(now);
+                issued = Some(IssuedKey { client_id: r.id.clone(), secret });
+                Ok(match grace {
+                    Some(g) if g.secs() > 0 => format!("rotated, old secret valid for {}s", g.secs()),
+                    _ => "rotated, old secret revoked".to_string(),
+                })
+            },
+        )?;
         let issued = issued.ok_or_else(|| KeyringError::Store(StoreError::Backend("rotation did not run".into())))?;
         Ok((record, issued))
     }
@@ -514,8 +641,9 @@ impl Keyring {
 
     /// Deletes a key for good. Its id is never reused.
     pub fn delete(&self, actor: &Actor, id: &str, now: Timestamp) -> Result<(), KeyringError> {
-        let r = self.store.get_key(id)?.ok_or_else(|| KeyringError::NotFound(id.to_string()))?;
-        self.guard(actor, actions::DELETE, Target { key: Some(&r), user: r.kind.user() }, now)?;
+        let actor = &self.live_actor(actor, actions::DELETE, now)?;
+        let (r, owner) = self.visible_key(actor, id, now)?;
+        self.guard(actor, actions::DELETE, Target { key: Some(&r), user: r.kind.user(), owner: owner.as_ref() }, now)?;
         if !self.store.delete_key(id)? {
             return Err(KeyringError::NotFound(id.to_string()));
         }
@@ -534,9 +662,16 @@ impl Keyring {
     pub fn put_user(&self, actor: &Actor, user: UserRecord, now: Timestamp) -> Result<UserRecord, KeyringError> {
         user.validate()?;
         self.guard.validate_user(&user)?;
-        self.guard(actor, actions::USERS_PUT, Target { key: None, user: Some(&user.id) }, now)?;
+        let actor = &self.live_actor(actor, actions::USERS_PUT, now)?;
+        let old = self.store.get_user(&user.id)?;
+        if let Some(old) = &old {
+            // Reshaping an existing user is reshaping their personal tokens: the user as
+            // stored must be within the actor's reach too.
+            self.guard(actor, actions::USERS_PUT, Target { key: None, user: Some(&old.id), owner: Some(old) }, now)?;
+        }
+        self.guard(actor, actions::USERS_PUT, Target { key: None, user: Some(&user.id), owner: Some(&user) }, now)?;
         let mut user = user;
-        if let Some(old) = self.store.get_user(&user.id)? {
+        if let Some(old) = old {
             user.version = old.version + 1;
         }
         self.store.put_user(&user)?;
@@ -558,7 +693,9 @@ impl Keyring {
 
     /// Removes a user and all their personal tokens; returns how many tokens went.
     pub fn remove_user(&self, actor: &Actor, user: &str, now: Timestamp) -> Result<usize, KeyringError> {
-        self.guard(actor, actions::USERS_REMOVE, Target { key: None, user: Some(user) }, now)?;
+        let actor = &self.live_actor(actor, actions::USERS_REMOVE, now)?;
+        let record = self.store.get_user(user)?;
+        self.guard(actor, actions::USERS_REMOVE, Target { key: None, user: Some(user), owner: record.as_ref() }, now)?;
         let deleted = self.store.remove_user(user)?;
         self.event(
             actor,
@@ -571,18 +708,68 @@ impl Keyring {
         Ok(deleted.len())
     }
 
-    fn modify<F>(&self, actor: &Actor, id: &str, action: &str, now: Timestamp, f: F) -> Result<KeyRecord, KeyringError>
+    /// Refuses a new personal token for `user` beyond the guard's per-user cap.
+    fn check_personal_cap(
+        &self,
+        actor: &Actor,
+        action: &str,
+        user: &UserRecord,
+        now: Timestamp,
+    ) -> Result<(), KeyringError> {
+        let Some(cap) = self.guard.max_personal_tokens() else { return Ok(()) };
+        let filter = KeyFilter { user: Some(user.id.clone()), ..KeyFilter::default() };
+        let held = self.store.list_keys(&filter)?.len();
+        if held < cap {
+            return Ok(());
+        }
+        let label = actor.label();
+        let d = Decision::forbidden(
+            &Messages::default(),
+            &label,
+            crate::decision::codes::TOO_MANY_PERSONAL_TOKENS,
+            Vec::new(),
+            format!("user {:?} already holds {held} personal tokens; the policy allows {cap}", user.id),
+        );
+        self.event(
+            actor,
+            action,
+            now,
+            Subject { key: None, user: Some(&user.id), version: None },
+            "denied",
+            d.reason.clone(),
+        );
+        Err(KeyringError::Denied(Box::new(d)))
+    }
+
+    /// Read, reshape (`shape`, cheap: the guard judges its result), guard, then `finish`
+    /// (e.g. hashing a new secret, only once allowed), validate, write.
+    fn modify<S, F>(
+        &self,
+        actor: &Actor,
+        id: &str,
+        action: &str,
+        now: Timestamp,
+        shape: S,
+        finish: F,
+    ) -> Result<KeyRecord, KeyringError>
     where
+        S: FnOnce(&mut KeyRecord),
         F: FnOnce(&mut KeyRecord) -> Result<String, KeyringError>,
     {
-        let current = self.store.get_key(id)?.ok_or_else(|| KeyringError::NotFound(id.to_string()))?;
-        self.guard(actor, action, Target { key: Some(&current), user: current.kind.user() }, now)?;
+        let actor = &self.live_actor(actor, action, now)?;
+        let (current, owner) = self.visible_key(actor, id, now)?;
         let mut next = current.clone();
-        let detail = f(&mut next)?;
+        shape(&mut next);
         next.version = current.version + 1;
         next.updated_at = now.max(current.updated_at);
         next.validate()?;
         self.guard.validate_key(&next)?;
+        self.guard(actor, action, Target { key: Some(&next), user: next.kind.user(), owner: owner.as_ref() }, now)?;
+        if let (Some(u), true) = (&owner, next.role != current.role) {
+            self.guard.validate_personal(&next, u)?;
+        }
+        let detail = finish(&mut next)?;
+        next.validate()?;
         self.store.update_key(&next, current.version)?;
         self.event(
             actor,
@@ -594,4 +781,13 @@ impl Keyring {
         );
         Ok(next)
     }
+}
+
+/// True when the record the host holds carries the secret the stored key accepts now: the
+/// same secret generation (a re-hash keeps it), or the previous secret while its rotation
+/// grace lasts.
+fn same_secret(held: &KeyRecord, stored: &KeyRecord, now: Timestamp) -> bool {
+    held.secret_hash == stored.secret_hash
+        || held.rotated_at == stored.rotated_at
+        || stored.previous_secret.as_ref().is_some_and(|p| p.hash == held.secret_hash && now <= p.valid_until)
 }

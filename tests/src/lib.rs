@@ -5,13 +5,16 @@
 pub mod forms;
 
 use keycel::engine::{Engine, Request};
+use keycel::hash::{HashParams, HashPolicy};
+use keycel::keyring::{Actor, Change, Keyring, KeyringError, NewKey};
 use keycel::policy::PolicySet;
-use keycel::record::{KeyRecord, UserRecord};
+use keycel::record::{AccountScope, KeyKind, KeyRecord, UserRecord};
 use keycel::store::{MemoryStore, Store};
-use keycel::time::Timestamp;
+use keycel::time::{Duration, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One vector file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,7 +34,79 @@ pub struct Vector {
     pub tokens: BTreeMap<String, TokenSet>,
     /// The cases.
     pub cases: Vec<Case>,
+    /// Management operations by keys (issue 11), each on a fresh copy of `keys`/`users`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub management: Vec<ManagementCase>,
 }
+
+/// One management operation by a stored key (or the operator) and its expected outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagementCase {
+    /// Name.
+    pub name: String,
+    /// Token label of the acting key, or `"operator"`.
+    pub actor: String,
+    /// `create`, `update`, `rotate`, `delete`, `get` or `set_active`.
+    pub op: String,
+    /// Token label of the target key (every op but `create`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The key to create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<NewKeySpec>,
+    /// For `update`: exactly one of `role`, `scopes`, `accounts`, `expires_at`,
+    /// `max_concurrent`; for `set_active`: `active`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<serde_json::Value>,
+    /// Time override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<Timestamp>,
+    /// The outcome.
+    pub expect: ManagementExpect,
+}
+
+/// A key to create in a management case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeySpec {
+    /// `api` or `personal`.
+    pub kind: String,
+    /// Owner of a personal token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Role.
+    pub role: String,
+    /// Extra scopes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// `"all"` or a list.
+    pub accounts: AccountScope,
+    /// Lifetime in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
+    /// Per-key limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u32>,
+}
+
+/// The expected outcome: success, or an error kind (`denied` with status and code,
+/// `not_found` exactly like a missing key, `invalid`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagementExpect {
+    /// Succeeded?
+    pub ok: bool,
+    /// `denied`, `not_found` or `invalid` when refused.
+    pub error: Option<String>,
+    /// The denial's status.
+    pub status: Option<u16>,
+    /// The denial's code.
+    pub code: Option<String>,
+}
+
+/// The argon2 parameters management vectors hash new secrets with (cheap: test data only).
+pub const VECTOR_HASH: HashParams = HashParams { m_cost: 1024, t_cost: 1, p_cost: 1 };
 
 /// A test credential.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,7 +185,7 @@ pub fn vector_files() -> Vec<PathBuf> {
 /// Runs a vector; returns one line per mismatch (empty when it conforms) and the case count.
 pub fn run(vector: &Vector) -> Result<(usize, Vec<String>), String> {
     let policy = PolicySet::load(repo_root().join(&vector.policy)).map_err(|e| e.to_string())?;
-    let engine = Engine::new(policy).map_err(|e| e.to_string())?;
+    let engine = Arc::new(Engine::new(policy).map_err(|e| e.to_string())?);
     let store = MemoryStore::new();
     for k in &vector.keys {
         let r = KeyRecord::from_value(k.clone()).map_err(|e| e.to_string())?;
@@ -152,7 +227,113 @@ pub fn run(vector: &Vector) -> Result<(usize, Vec<String>), String> {
             failures.push(format!("{}: {} (reason: {})", case.name, diffs.join("; "), got.reason));
         }
     }
-    Ok((vector.cases.len(), failures))
+    for case in &vector.management {
+        if let Err(e) = run_management(vector, &engine, case) {
+            failures.push(format!("management {}: {e}", case.name));
+        }
+    }
+    Ok((vector.cases.len() + vector.management.len(), failures))
+}
+
+fn fresh_store(vector: &Vector) -> Result<Arc<MemoryStore>, String> {
+    let store = Arc::new(MemoryStore::new());
+    for k in &vector.keys {
+        store.insert_key(&KeyRecord::from_value(k.clone()).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    }
+    for u in &vector.users {
+        let u: UserRecord = serde_json::from_value(u.clone()).map_err(|e| e.to_string())?;
+        store.put_user(&u).map_err(|e| e.to_string())?;
+    }
+    Ok(store)
+}
+
+/// The client id of a token label.
+fn label_id(vector: &Vector, label: &str) -> Result<String, String> {
+    vector.tokens.get(label).map(|t| t.client_id.clone()).ok_or_else(|| format!("no token {label}"))
+}
+
+/// Runs one management case through the core keyring, guarded by the vector's engine.
+pub fn run_management(vector: &Vector, engine: &Arc<Engine>, case: &ManagementCase) -> Result<(), String> {
+    let store = fresh_store(vector)?;
+    let hash = HashPolicy::with_params(VECTOR_HASH).map_err(|e| e.to_string())?;
+    let guard: Arc<dyn keycel::keyring::ManagementGuard> = engine.clone();
+    let ring = Keyring::new(store.clone()).with_hash(hash).map_err(|e| e.to_string())?.with_guard(guard);
+    let now = case.now.unwrap_or(vector.now);
+    let actor = if case.actor == "operator" {
+        Actor::Operator("vectors".into())
+    } else {
+        let id = label_id(vector, &case.actor)?;
+        let key = store.get_key(&id).map_err(|e| e.to_string())?.ok_or("actor key not in the vector")?;
+        let user = match key.kind.user() {
+            Some(u) => store.get_user(u).map_err(|e| e.to_string())?,
+            None => None,
+        };
+        Actor::Key { key: Box::new(key), user }
+    };
+    let target = case.target.as_deref().map(|t| label_id(vector, t)).transpose()?;
+    let target = || target.clone().ok_or_else(|| "this op needs a target".to_string());
+    let change = |field: &str| case.change.as_ref().and_then(|c| c.get(field)).cloned();
+    let outcome: Result<(), KeyringError> = match case.op.as_str() {
+        "create" => {
+            let k = case.key.as_ref().ok_or("create needs a key")?;
+            let kind = KeyKind::from_parts(&k.kind, k.user.clone()).map_err(|e| e.to_string())?;
+            let new = NewKey {
+                kind,
+                scopes: k.scopes.iter().cloned().collect(),
+                accounts: k.accounts.clone(),
+                expires_in: k.expires_in.map(Duration::from_secs),
+                max_concurrent: k.max_concurrent,
+                ..NewKey::api("vector", &k.role)
+            };
+            ring.create(&actor, new, now).map(|_| ())
+        }
+        "update" => {
+            let c = if let Some(v) = change("role") {
+                Change::SetRole(v.as_str().ok_or("role must be a string")?.to_string())
+            } else if let Some(v) = change("scopes") {
+                Change::SetScopes(serde_json::from_value(v).map_err(|e| e.to_string())?)
+            } else if let Some(v) = change("accounts") {
+                Change::SetAccounts(serde_json::from_value(v).map_err(|e| e.to_string())?)
+            } else if let Some(v) = change("expires_at") {
+                Change::SetExpiry(serde_json::from_value(v).map_err(|e| e.to_string())?)
+            } else if let Some(v) = change("max_concurrent") {
+                Change::SetMaxConcurrent(serde_json::from_value(v).map_err(|e| e.to_string())?)
+            } else {
+                return Err("update needs a change".into());
+            };
+            ring.update(&actor, &target()?, c, now).map(|_| ())
+        }
+        "set_active" => {
+            let a = change("active").and_then(|v| v.as_bool()).ok_or("set_active needs change.active")?;
+            ring.set_active(&actor, &target()?, a, now).map(|_| ())
+        }
+        "rotate" => ring.rotate(&actor, &target()?, None, now).map(|_| ()),
+        "delete" => ring.delete(&actor, &target()?, now),
+        "get" => ring.get(&actor, &target()?, now).map(|_| ()),
+        other => return Err(format!("unknown op {other:?}")),
+    };
+    let got = match &outcome {
+        Ok(()) => ManagementExpect { ok: true, error: None, status: None, code: None },
+        Err(KeyringError::Denied(d)) => {
+            ManagementExpect { ok: false, error: Some("denied".into()), status: Some(d.status), code: d.code.clone() }
+        }
+        Err(KeyringError::NotFound(_)) => {
+            ManagementExpect { ok: false, error: Some("not_found".into()), status: None, code: None }
+        }
+        Err(KeyringError::Invalid(_)) => {
+            ManagementExpect { ok: false, error: Some("invalid".into()), status: None, code: None }
+        }
+        Err(e) => return Err(format!("unexpected error {e}")),
+    };
+    if got != case.expect {
+        let why = match &outcome {
+            Err(KeyringError::Denied(d)) => d.reason.clone(),
+            Err(e) => e.to_string(),
+            Ok(()) => "succeeded".into(),
+        };
+        return Err(format!("got {got:?}, want {:?} ({why})", case.expect));
+    }
+    Ok(())
 }
 
 /// Notes `name` in `diffs` when the engine's value differs from the vector's.

@@ -55,6 +55,9 @@ pub struct DefaultsDoc {
     /// Header names for the client-id/secret pair.
     #[serde(default)]
     pub credentials: Option<CredentialConfig>,
+    /// Most personal tokens one user may hold (default 50); creating one more is refused.
+    #[serde(default)]
+    pub max_personal_tokens: Option<usize>,
 }
 
 /// `[[rules]]`.

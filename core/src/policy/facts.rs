@@ -124,13 +124,17 @@ impl<'a> Facts<'a> {
             }
     }
 
-    /// Effective scope patterns (for `key.scopes`): role and explicit patterns, keeping for
-    /// personal tokens only those the user's roles cover.
+    /// Effective scope patterns (for `key.scopes`): role and explicit patterns, for personal
+    /// tokens intersected with what the user's roles grant (`api.*` under a user holding
+    /// `api.read` is `api.read`), exactly the scopes `has_scope` answers true for.
     pub fn effective_scopes(&self) -> Vec<&'a str> {
-        let mut out: Vec<&'a str> = self.role_scopes.iter().chain(self.key.scopes.iter()).map(String::as_str).collect();
-        if let Some(caps) = &self.user_scopes {
-            out.retain(|p| caps.iter().any(|c| scopes::covered(p, c.iter().map(String::as_str))));
-        }
+        let granted = self.role_scopes.iter().chain(self.key.scopes.iter()).map(String::as_str);
+        let mut out: Vec<&'a str> = match &self.user_scopes {
+            None => granted.collect(),
+            Some(caps) => granted
+                .flat_map(|p| caps.iter().flat_map(|c| c.iter()).filter_map(move |c| scopes::intersect(p, c.as_str())))
+                .collect(),
+        };
         out.sort_unstable();
         out.dedup();
         out

@@ -306,6 +306,11 @@ impl PolicySet {
         self.roles.get(role).map_or(&[], Vec::as_slice)
     }
 
+    /// Every role and the scope patterns it grants, by name.
+    pub fn roles(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.roles.iter().map(|(r, s)| (r.as_str(), s.as_slice()))
+    }
+
     /// True when the role is defined.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.contains_key(role)

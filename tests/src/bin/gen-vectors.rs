@@ -13,7 +13,9 @@ use keycel::test_rng::TestRng;
 use keycel::time::{Duration, Timestamp};
 use keycel::token::{IssuedKey, TokenFormat};
 use keycel_conformance::forms::{check_record_forms, record_forms_path, RecordFormCase, RecordForms};
-use keycel_conformance::{repo_root, run, Case, Expect, TokenSet, Vector};
+use keycel_conformance::{
+    repo_root, run, Case, Expect, ManagementCase, ManagementExpect, NewKeySpec, TokenSet, Vector,
+};
 use std::collections::BTreeMap;
 
 const CHEAP: HashParams = HashParams { m_cost: 1024, t_cost: 1, p_cost: 1 };
@@ -29,6 +31,7 @@ struct Gen {
     tokens: BTreeMap<String, TokenSet>,
     ids: BTreeMap<String, String>,
     cases: Vec<Case>,
+    management: Vec<ManagementCase>,
 }
 
 type R<T> = Result<T, String>;
@@ -44,6 +47,7 @@ impl Gen {
             tokens: BTreeMap::new(),
             ids: BTreeMap::new(),
             cases: Vec::new(),
+            management: Vec::new(),
         })
     }
 
@@ -130,6 +134,7 @@ impl Gen {
             users: self.users.iter().map(|u| serde_json::to_value(u).unwrap_or_default()).collect(),
             tokens: self.tokens,
             cases: self.cases,
+            management: self.management,
         }
     }
 }
@@ -487,6 +492,251 @@ fn record_forms() -> R<RecordForms> {
     })
 }
 
+/// A management case: `actor` does `op` on `target` (a label) or creates `key`.
+fn mgmt(
+    name: &str,
+    actor: &str,
+    op: &str,
+    target: Option<&str>,
+    key: Option<NewKeySpec>,
+    change: Option<serde_json::Value>,
+    expect: ManagementExpect,
+) -> ManagementCase {
+    ManagementCase {
+        name: name.to_string(),
+        actor: actor.to_string(),
+        op: op.to_string(),
+        target: target.map(str::to_string),
+        key,
+        change,
+        now: None,
+        expect,
+    }
+}
+
+fn done() -> ManagementExpect {
+    ManagementExpect { ok: true, error: None, status: None, code: None }
+}
+
+fn refused(status: u16, code: &str) -> ManagementExpect {
+    ManagementExpect { ok: false, error: Some("denied".into()), status: Some(status), code: Some(code.into()) }
+}
+
+fn hidden() -> ManagementExpect {
+    ManagementExpect { ok: false, error: Some("not_found".into()), status: None, code: None }
+}
+
+fn spec(kind: &str, user: Option<&str>, role: &str, accounts: AccountScope) -> NewKeySpec {
+    NewKeySpec {
+        kind: kind.into(),
+        user: user.map(str::to_string),
+        role: role.into(),
+        scopes: Vec::new(),
+        accounts,
+        expires_in: None,
+        max_concurrent: None,
+    }
+}
+
+/// Issue 11: delegated management never escalates; the attacks from the issue, each refused.
+fn delegation() -> R<Vector> {
+    let mut g = Gen::new(6)?;
+    let acc = |l: &str| AccountScope::parse_list(l).map_err(|e| e.to_string());
+    let acc1 = acc("acc_1")?;
+    let now = g.now;
+    g.user("val", &["viewer"], AccountScope::All)?;
+    g.user("root", &["admin"], AccountScope::All)?;
+    let a1 = acc1.clone();
+    g.key("admin_acc1", "admin", |r| r.accounts = a1)?;
+    g.key("admin_all", "admin", |_| {})?;
+    g.key("tight_admin", "admin", |r| r.max_concurrent = Some(1))?;
+    g.key("manager", "reader", |r| {
+        r.scopes = ["keys.create", "keys.update", "keys.manage_all"].iter().map(|s| s.to_string()).collect()
+    })?;
+    let a2 = acc("acc_2")?;
+    g.key("other_acc2", "reader", |r| r.accounts = a2)?;
+    let a1 = acc1.clone();
+    g.key("mine_acc1", "reader", |r| r.accounts = a1)?;
+    g.key("viewer_short", "viewer", |r| {
+        r.kind = KeyKind::Personal { user: "val".into() };
+        r.expires_at = Some(now.plus(Duration::from_secs(3600)));
+    })?;
+    g.key("inactive_admin", "admin", |r| r.active = false)?;
+    let day_ago = Timestamp::from_unix(now.unix() - 86_400).ok_or("time")?;
+    g.key("expired_admin", "admin", |r| {
+        r.created_at = day_ago;
+        r.updated_at = day_ago;
+        r.expires_at = Some(Timestamp::from_unix(now.unix() - 60).unwrap_or(day_ago));
+    })?;
+    g.key("orphan_admin", "admin", |r| r.kind = KeyKind::Personal { user: "ghost".into() })?;
+
+    let admin_path =
+        expect(false, 403, Some("forbidden"), "Forbidden", g.id("admin_all"), &["admin-scopes-only-on-admin-api"]);
+    g.case(
+        "an omitted path does not widen admin scopes",
+        g.bearer("admin_all")?,
+        Request::new("admin.account.create").method("POST"),
+        admin_path,
+    );
+    g.case(
+        "admin scopes on the admin API",
+        g.bearer("admin_all")?,
+        Request::new("admin.account.create").method("POST").path("/admin/accounts"),
+        ok(g.id("admin_all")),
+    );
+    g.cases.push(Case {
+        name: "management checks take no data-plane slot (max_concurrent 1, 3 held)".into(),
+        headers: g.bearer("tight_admin")?,
+        request: Request::new("keys.create.api"),
+        now: None,
+        in_flight: 3,
+        expect: ok(g.id("tight_admin")),
+    });
+
+    let role = |r: &str| Some(serde_json::json!({ "role": r }));
+    let m = &mut g.management;
+    m.push(mgmt(
+        "self-promotion to admin",
+        "manager",
+        "update",
+        Some("manager"),
+        None,
+        role("admin"),
+        refused(403, "insufficient_scope"),
+    ));
+    m.push(mgmt(
+        "self scopes admin.*",
+        "manager",
+        "update",
+        Some("manager"),
+        None,
+        Some(serde_json::json!({ "scopes": ["admin.*", "keys.*", "users.*"] })),
+        refused(403, "insufficient_scope"),
+    ));
+    m.push(mgmt(
+        "account-limited admin creates an all-accounts key",
+        "admin_acc1",
+        "create",
+        None,
+        Some(spec("api", None, "reader", AccountScope::All)),
+        None,
+        refused(403, "exceeds_actor"),
+    ));
+    m.push(mgmt(
+        "account-limited admin creates a key inside its accounts",
+        "admin_acc1",
+        "create",
+        None,
+        Some(spec("api", None, "reader", acc1.clone())),
+        None,
+        done(),
+    ));
+    m.push(mgmt(
+        "account-limited admin widens itself to all",
+        "admin_acc1",
+        "update",
+        Some("admin_acc1"),
+        None,
+        Some(serde_json::json!({ "accounts": "all" })),
+        refused(403, "exceeds_actor"),
+    ));
+    for op in ["rotate", "delete", "get"] {
+        m.push(mgmt(
+            &format!("account-limited admin {op}s another account's key: like a missing key"),
+            "admin_acc1",
+            op,
+            Some("other_acc2"),
+            None,
+            None,
+            hidden(),
+        ));
+    }
+    m.push(mgmt(
+        "account-limited admin deactivates another account's key: like a missing key",
+        "admin_acc1",
+        "set_active",
+        Some("other_acc2"),
+        None,
+        Some(serde_json::json!({ "active": false })),
+        hidden(),
+    ));
+    m.push(mgmt(
+        "account-limited admin rotates its own account's key",
+        "admin_acc1",
+        "rotate",
+        Some("mine_acc1"),
+        None,
+        None,
+        done(),
+    ));
+    let mut wild = spec("personal", Some("root"), "reader", AccountScope::All);
+    wild.scopes = vec!["keys.create.*".into()];
+    m.push(mgmt(
+        "keys.create does not mint keys.create.*",
+        "manager",
+        "create",
+        None,
+        Some(wild),
+        None,
+        refused(403, "insufficient_scope"),
+    ));
+    let forever = spec("personal", Some("val"), "viewer", AccountScope::All);
+    m.push(mgmt(
+        "a 1 h token mints a permanent one",
+        "viewer_short",
+        "create",
+        None,
+        Some(forever.clone()),
+        None,
+        refused(403, "exceeds_actor"),
+    ));
+    let mut shorter = forever;
+    shorter.expires_in = Some(1800);
+    m.push(mgmt("a 1 h token mints a 30 min one", "viewer_short", "create", None, Some(shorter), None, done()));
+    let reader = spec("api", None, "reader", AccountScope::All);
+    for stale in ["inactive_admin", "expired_admin", "orphan_admin"] {
+        m.push(mgmt(
+            &format!("stale actor {stale}"),
+            stale,
+            "create",
+            None,
+            Some(reader.clone()),
+            None,
+            refused(401, "invalid_token"),
+        ));
+    }
+    let mut loose = reader.clone();
+    loose.max_concurrent = Some(2);
+    m.push(mgmt(
+        "a key looser than its actor's limit",
+        "tight_admin",
+        "create",
+        None,
+        Some(loose),
+        None,
+        refused(403, "exceeds_actor"),
+    ));
+    m.push(mgmt(
+        "an admin for all accounts creates an all-accounts key",
+        "admin_all",
+        "create",
+        None,
+        Some(reader.clone()),
+        None,
+        done(),
+    ));
+    m.push(mgmt(
+        "the operator is unrestricted",
+        "operator",
+        "create",
+        None,
+        Some(spec("api", None, "admin", AccountScope::All)),
+        None,
+        done(),
+    ));
+    Ok(g.finish("Issue 11: delegated key management never escalates (management cases run through every keyring)."))
+}
+
 fn main() -> Result<(), String> {
     let forms = record_forms()?;
     let failures = check_record_forms(&forms);
@@ -507,6 +757,7 @@ fn main() -> Result<(), String> {
         ("scopes_and_accounts", scopes_and_accounts()?),
         ("personal_tokens", personal_tokens()?),
         ("concurrency", concurrency()?),
+        ("delegation", delegation()?),
     ];
     for (name, v) in &all {
         let (n, failures) = run(v)?;
