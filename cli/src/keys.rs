@@ -162,15 +162,26 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
                 },
             };
             let keys = kr.list(&ctx.actor, &filter, ctx.now)?;
+            let effective = keys
+                .iter()
+                .map(|r| crate::explain::effective(&engine, store.as_ref(), r, ctx.now))
+                .collect::<Result<Vec<_>, _>>()?;
             if ctx.json() {
                 print_json(&json!(keys
                     .iter()
-                    .map(|r| output::key_json(r, ctx.now, leeway(&engine)))
+                    .zip(&effective)
+                    .map(|(r, a)| {
+                        let mut v = output::key_json(r, ctx.now, leeway(&engine));
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("effective".into(), json!(a));
+                        }
+                        v
+                    })
                     .collect::<Vec<_>>()));
             } else if keys.is_empty() {
                 println!("no keys");
             } else {
-                println!("{}", output::keys_table(&keys, ctx.now, leeway(&engine)));
+                println!("{}", output::keys_table(&keys, &effective, ctx.now, leeway(&engine)));
             }
             Ok(())
         }
@@ -180,6 +191,7 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
             print_key(ctx, &engine, &r, &format!("Key {}", r.id));
             Ok(())
         }
+        KeyCommand::Explain { key } => crate::explain::explain_key(ctx, &key),
         KeyCommand::Rename { key, name } => change(&key, Change::Rename(name), "Renamed"),
         KeyCommand::Describe { key, description } => change(&key, Change::Describe(description), "Described"),
         KeyCommand::SetRole { key, role } => change(&key, Change::SetRole(role), "Role set on"),
