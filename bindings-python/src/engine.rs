@@ -316,6 +316,43 @@ impl Engine {
         Ok(Decision::plain(d))
     }
 
+    /// What `key` can actually do now (core's `Engine::explain`): its effective scopes (role
+    /// expansion, explicit scopes, a personal token's user caps), accounts, deadline
+    /// (`expires_at`, leeway included), `max_concurrent` and whether it is usable, as a dict.
+    /// A personal token's user is read from the engine's store unless given.
+    #[pyo3(signature = (key, user = None, now = None))]
+    fn explain(
+        &self,
+        py: Python<'_>,
+        key: &KeyRecord,
+        user: Option<&UserRecord>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let now = timestamp(now, "now")?;
+        let owner = match (user, key.inner.kind.user()) {
+            (Some(u), _) => Some(u.inner.clone()),
+            (None, Some(id)) => {
+                let (store, id) = (self.store.store.clone(), id.to_string());
+                detached(py, move || store.get_user(&id))?.map_err(|e| crate::errors::store_error(&e))?
+            }
+            (None, None) => None,
+        };
+        let a = detached(py, || self.inner.explain(&key.inner, owner.as_ref(), now))?
+            .map_err(|e| crate::errors::record_error(&e))?;
+        let v = serde_json::to_value(&a).map_err(|e| crate::errors::internal(e.to_string()))?;
+        crate::convert::from_json(py, &v)
+    }
+
+    /// The roles the policy defines and the scope patterns each grants: `{role: [scopes]}`.
+    fn roles(&self) -> BTreeMap<String, Vec<String>> {
+        self.inner.roles().into_iter().collect()
+    }
+
+    /// The policy's scope catalogue: `{scope: description}`.
+    fn scopes(&self) -> BTreeMap<String, String> {
+        self.inner.policy().document().scopes.clone()
+    }
+
     /// The 404 body for a resource that does not exist, byte-identical to the body of an
     /// out-of-scope account.
     fn not_found_body(&self) -> String {

@@ -299,3 +299,34 @@ def test_public_record_forms_match_the_shared_vectors() -> None:
         assert json.loads(rec.to_json()) == case["public"], case["name"]
         assert rec.to_storage_dict() == case["storage"], case["name"]
         _no_hash(rec.to_json())
+
+
+# --- explain / roles ---------------------------------------------------------------------------
+
+
+def test_explain_shows_what_a_key_can_do_now(engine: keycel.Engine, keyring: keycel.Keyring) -> None:
+    keyring.put_user("alice", roles=["viewer"], accounts=["acc_1", "acc_2"])
+    rec = keyring.create("laptop", kind="personal", user="alice", role="viewer", accounts=["acc_2", "acc_3"]).record
+    a = engine.explain(rec)  # the user is read from the engine's store
+    assert a["key_id"] == rec.id and a["kind"] == "personal" and a["user"] == "alice" and a["role"] == "viewer"
+    assert a["accounts"] == ["acc_2"], "the key's accounts capped by the user's data access"
+    assert "api.read" in a["scopes"] and "api.write" not in a["scopes"]
+    assert a["max_concurrent"] == 5 and a["active"] is True and a["expires_at"] is None
+    keyring.put_user("alice", roles=["reader"], accounts=["acc_1", "acc_2"])
+    assert engine.explain(rec)["scopes"] == ["api.read"], "the user's current roles cap the token"
+    assert engine.explain(rec, user=keycel.UserRecord("alice", ["reader"], "all"))["accounts"] == ["acc_2", "acc_3"]
+    api = keyring.create("svc", role="integration", max_concurrent=2, expires_in="1h").record
+    b = engine.explain(api)
+    assert b["scopes"] == ["api.read", "api.write"] and b["accounts"] == "all" and b["max_concurrent"] == 2
+    assert b["expires_at"] is not None and b["user"] is None
+    keyring.remove_user("alice")
+    with pytest.raises(keycel.InvalidRecordError):
+        engine.explain(rec)
+
+
+def test_roles_and_scope_catalogue(engine: keycel.Engine) -> None:
+    roles = engine.roles()
+    assert roles["reader"] == ["api.read"] and "admin.*" in roles["admin"]
+    assert set(roles) >= {"admin", "editor", "viewer", "integration", "reader"}
+    scopes = engine.scopes()
+    assert "keys.create.api" in scopes and all(isinstance(v, str) for v in scopes.values())

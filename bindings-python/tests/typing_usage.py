@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import keycel
 from keycel.stores import DictStore, DocumentStore
@@ -31,6 +31,9 @@ def lifecycle() -> List[str]:
     pair: Dict[str, str] = forms["headers"]
     rehashing = keycel.Engine(None, store=store, rehash_on_use=True)
     waited: int = rehashing.wait_for_rehashes()
+    authority: Dict[str, Any] = engine.explain(rec)
+    roles: Dict[str, List[str]] = engine.roles()
+    catalogue: Dict[str, str] = engine.scopes()
     decision = engine.authorize({"Authorization": f"Bearer {token}"}, "api.read", account="acc_1",
                                 now=datetime.now(timezone.utc))
     with decision as dd:
@@ -44,7 +47,7 @@ def lifecycle() -> List[str]:
     except keycel.KeycelError:
         pass
     return [token, str(exp), rotated.client_id, str(removed), again.id, str(status), body, *rules, basic, str(d),
-            str(pair), str(waited), str(rehashing.rehash_on_use)]
+            str(pair), str(waited), str(rehashing.rehash_on_use), str(authority), str(roles), str(catalogue)]
 
 
 async def serve(engine: keycel.Engine, token: str) -> int:

@@ -397,6 +397,15 @@ class Engine:
         user: Optional[UserRecord] = None,
         now: Optional[TimeLike] = None,
     ) -> Decision: ...
+    def explain(
+        self, key: KeyRecord, user: Optional[UserRecord] = None, now: Optional[TimeLike] = None
+    ) -> Dict[str, Any]:
+        """What the key can do now: key_id, kind, user, role, scopes (effective), accounts,
+        expires_at, max_concurrent, active."""
+    def roles(self) -> Dict[str, List[str]]:
+        """Every role the policy defines and the scope patterns it grants."""
+    def scopes(self) -> Dict[str, str]:
+        """The scope catalogue: scope -> description."""
     def not_found_body(self) -> str: ...
     def in_flight(self, key_id: str) -> int: ...
     def clear_cache(self) -> None: ...
