@@ -94,3 +94,86 @@ def test_vector(path: Path, case: Dict[str, Any]) -> None:
     ), got.reason
     for name, value in exp.get("headers", {}).items():
         assert got.header(name) == value, (name, got.headers)
+
+
+# Management cases (issue 11): every keyring runs the same operations by the same keys and
+# must reach the same outcome. Each case starts from a fresh copy of the vector's records.
+MANAGEMENT = [
+    (f, case)
+    for f in sorted(VECTORS.glob("*.json"))
+    for case in json.loads(f.read_text()).get("management", [])
+]
+CHEAP = {"m_cost": 1024, "t_cost": 1, "p_cost": 1}
+
+
+def test_management_vectors_exist() -> None:
+    assert MANAGEMENT, "no management cases in the vectors: delegation is unchecked in Python"
+
+
+def _outcome(call: Any) -> Dict[str, Any]:
+    try:
+        call()
+    except keycel.DeniedError as e:
+        return {"ok": False, "error": "denied", "status": e.decision.status, "code": e.decision.code}
+    except keycel.NotFoundError:
+        return {"ok": False, "error": "not_found", "status": None, "code": None}
+    except keycel.InvalidRecordError:
+        return {"ok": False, "error": "invalid", "status": None, "code": None}
+    return {"ok": True, "error": None, "status": None, "code": None}
+
+
+@pytest.mark.parametrize(
+    "path,case", MANAGEMENT, ids=[f"{p.stem}:{c['name']}" for p, c in MANAGEMENT] or None
+)
+def test_management_vector(path: Path, case: Dict[str, Any]) -> None:
+    engine, doc = engine_for(path)
+    store = keycel.MemoryStore()
+    for k in doc["keys"]:
+        store.insert_key(keycel.KeyRecord.from_dict(k))
+    for u in doc["users"]:
+        store.put_user(keycel.UserRecord.from_dict(u))
+    ring = keycel.Keyring(store, guard=engine, hash=CHEAP)
+    now = case.get("now") or doc["now"]
+    tokens = doc["tokens"]
+    actor: Any = "vectors" if case["actor"] == "operator" else store.get_key(tokens[case["actor"]]["client_id"])
+    assert actor is not None
+    target = tokens[case["target"]]["client_id"] if case.get("target") else ""
+    change = case.get("change") or {}
+    op = case["op"]
+
+    def call() -> Any:
+        if op == "create":
+            k = case["key"]
+            return ring.create(
+                "vector",
+                role=k["role"],
+                kind=k["kind"],
+                user=k.get("user"),
+                scopes=k.get("scopes") or None,
+                accounts=k["accounts"],
+                expires_in=k.get("expires_in"),
+                max_concurrent=k.get("max_concurrent"),
+                actor=actor,
+                now=now,
+            )
+        if op == "update":
+            (field, value), = change.items()
+            setter: Dict[str, Any] = {
+                "role": ring.set_role,
+                "scopes": ring.set_scopes,
+                "accounts": ring.set_accounts,
+                "expires_at": ring.set_expiry,
+                "max_concurrent": ring.set_max_concurrent,
+            }
+            return setter[field](target, value, actor=actor, now=now)
+        if op == "set_active":
+            return ring.set_active(target, change["active"], actor=actor, now=now)
+        if op == "rotate":
+            return ring.rotate(target, actor=actor, now=now)
+        if op == "delete":
+            return ring.delete(target, actor=actor, now=now)
+        if op == "get":
+            return ring.get(target, actor=actor, now=now)
+        raise AssertionError(f"unknown op {op}")
+
+    assert _outcome(call) == case["expect"], case["name"]

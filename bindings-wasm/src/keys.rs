@@ -171,23 +171,6 @@ fn user_from_value(v: serde_json::Value) -> Result<keycel::UserRecord, Error> {
     Ok(u)
 }
 
-/// Puts an acting key (and its user) into the scratch store: the keyring re-reads the actor
-/// from its store at the moment of the change, and here the host's own store is the one the
-/// record it passed came from. Records already there (the rotated key itself) are kept.
-fn seed_actor(ring: &Keyring, actor: &Actor) -> Result<(), Error> {
-    let Actor::Key { key, user } = actor else { return Ok(()) };
-    let store = ring.store();
-    if store.get_key(key.id.as_str()).map_err(|e| keyring_error(e.into()))?.is_none() {
-        store.insert_key(key).map_err(|e| keyring_error(e.into()))?;
-    }
-    if let Some(u) = user {
-        if store.get_user(&u.id).map_err(|e| keyring_error(e.into()))?.is_none() {
-            store.put_user(u).map_err(|e| keyring_error(e.into()))?;
-        }
-    }
-    Ok(())
-}
-
 /// Maps a keyring failure to the thrown error.
 fn keyring_error(e: KeyringError) -> Error {
     match e {
@@ -252,7 +235,7 @@ impl Issuer {
             let owner = user_from_value(owner)?;
             ring.store().put_user(&owner).map_err(|e| keyring_error(e.into()))?;
         }
-        seed_actor(&ring, &actor)?;
+        seed_actor(&ring, &actor, None)?;
         let (record, issued) = ring.create(&actor, new, now).map_err(keyring_error)?;
         Ok(issued_js(record, issued, &self.credentials, &audit))
     }
@@ -268,9 +251,32 @@ impl Issuer {
             ring.store().put_user(&user_from_value(owner)?).map_err(|e| keyring_error(e.into()))?;
         }
         ring.store().insert_key(record.inner()).map_err(|e| keyring_error(e.into()))?;
-        seed_actor(&ring, &actor)?;
+        seed_actor(&ring, &actor, Some(record.inner()))?;
         let (record, issued) = ring.rotate(&actor, record.inner().id.as_str(), grace, now).map_err(keyring_error)?;
         Ok(issued_js(record, issued, &self.credentials, &audit))
+    }
+}
+
+/// Puts an acting key (and its user) into the scratch store, where the core keyring re-reads
+/// it at the moment of the change: the host passes the records as its store holds them now,
+/// and an inactive, expired or orphaned actor (or one whose secret was rotated past its
+/// grace) is refused by core exactly as in every other runtime. When the actor is the key
+/// being rotated, the record to rotate must be that very record.
+fn seed_actor(ring: &Keyring, actor: &Actor, target: Option<&keycel::KeyRecord>) -> Result<(), Error> {
+    let Actor::Key { key, user } = actor else { return Ok(()) };
+    if let Some(u) = user {
+        if ring.store().get_user(&u.id).map_err(|e| keyring_error(e.into()))?.is_none() {
+            ring.store().put_user(u).map_err(|e| keyring_error(e.into()))?;
+        }
+    }
+    match target {
+        Some(t) if t.id == key.id => {
+            if t != key.as_ref() {
+                return Err(Error::invalid_argument("actor.key and the record to rotate are different versions"));
+            }
+            Ok(())
+        }
+        _ => ring.store().insert_key(key).map_err(|e| keyring_error(e.into())),
     }
 }
 
