@@ -8,6 +8,7 @@ use crate::errors::{detached, invalid_argument, raise};
 use crate::keyring::{hash_policy, Keyring};
 use crate::pending::{decision_of, Pending};
 use crate::records::{KeyRecord, UserRecord};
+use crate::rehash::Rehasher;
 use crate::step::{Call, PreparedStep};
 use crate::stores::{store_from, StoreHandle};
 use keycel::engine::{EngineError, Lookup, Request, Step};
@@ -71,6 +72,8 @@ pub(crate) struct Engine {
     headers: HeaderFilter,
     /// The `keycel.offload.Offload` pools of `authorize_async`, made on first use.
     offload: Mutex<Option<Py<PyAny>>>,
+    /// Background hash upgrades (`rehash_on_use`), joined by `wait_for_rehashes()`.
+    rehasher: Arc<Rehasher>,
 }
 
 impl Engine {
@@ -78,14 +81,18 @@ impl Engine {
         py: Python<'_>,
         policy: Result<PolicySet, PolicyError>,
         store: Option<&Bound<'_, PyAny>>,
+        rehash_on_use: bool,
     ) -> PyResult<Self> {
         let policy = policy.map_err(|e| policy_error(&e))?;
         let origin = policy.origin().to_string();
         let engine =
             detached(py, move || keycel::engine::Engine::new(policy))?.map_err(|e| engine_error(&e, &origin))?;
+        let engine = engine.rehash_on_use(rehash_on_use);
         let c = &engine.authenticator().config().credentials;
         let headers = HeaderFilter::new(["authorization", c.client_id_header.as_str(), c.secret_header.as_str()]);
-        Ok(Engine { inner: Arc::new(engine), store: store_from(py, store)?, headers, offload: Mutex::new(None) })
+        let store = store_from(py, store)?;
+        let rehasher = Rehasher::new(Arc::clone(&store.store));
+        Ok(Engine { inner: Arc::new(engine), store, headers, offload: Mutex::new(None), rehasher })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -126,7 +133,14 @@ impl Engine {
         let headers = crate::convert::headers(headers, &self.headers)?;
         let request = Self::request(action, account, method, path, ip, attributes, client_ip)?;
         let now = timestamp(now, "now")?;
-        Ok(Call { engine: Arc::clone(&self.inner), store: Arc::clone(&self.store.store), headers, request, now })
+        Ok(Call {
+            engine: Arc::clone(&self.inner),
+            store: Arc::clone(&self.store.store),
+            rehasher: Arc::clone(&self.rehasher),
+            headers,
+            request,
+            now,
+        })
     }
 
     /// The engine's offload pools, made on first use. Python runs with the lock released (it
@@ -203,6 +217,11 @@ pub(crate) fn hash_from(guard: Option<&Bound<'_, PyAny>>) -> Option<keycel::hash
     guard.and_then(|g| g.cast::<Engine>().ok()).map(|e| e.get().inner.authenticator().config().hash)
 }
 
+/// The header names of the guard engine (so `IssuedKey.reveal()` shows the ones it reads).
+pub(crate) fn credentials_from(guard: Option<&Bound<'_, PyAny>>) -> Option<keycel::CredentialConfig> {
+    guard.and_then(|g| g.cast::<Engine>().ok()).map(|e| e.get().inner.authenticator().config().credentials.clone())
+}
+
 /// The token format of the guard engine (so keys it issues parse under its policy).
 pub(crate) fn format_from(guard: Option<&Bound<'_, PyAny>>) -> Option<keycel::TokenFormat> {
     guard.and_then(|g| g.cast::<Engine>().ok()).map(|e| e.get().inner.authenticator().config().format.clone())
@@ -213,48 +232,86 @@ impl Engine {
     /// `policy`: a file path (str or PathLike), a dict with the policy structure, or `None`
     /// for keycel's built-in default policy. `store`: where keys live (default: a new
     /// `MemoryStore`; also `SqliteStore` or any object implementing the store protocol).
+    /// `rehash_on_use`: upgrade a hash made with outdated argon2 parameters through the store
+    /// after its key's first successful use, on a background thread (never failing the request).
     #[new]
-    #[pyo3(signature = (policy = None, *, store = None))]
-    fn py_new(py: Python<'_>, policy: Option<&Bound<'_, PyAny>>, store: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (policy = None, *, store = None, rehash_on_use = false))]
+    fn py_new(
+        py: Python<'_>,
+        policy: Option<&Bound<'_, PyAny>>,
+        store: Option<&Bound<'_, PyAny>>,
+        rehash_on_use: bool,
+    ) -> PyResult<Self> {
         match policy.filter(|p| !p.is_none()) {
-            None => Self::build(py, PolicySet::default_policy(), store),
-            Some(p) if p.hasattr("items")? => Self::from_dict(py, p, "<dict>", store),
+            None => Self::build(py, PolicySet::default_policy(), store, rehash_on_use),
+            Some(p) if p.hasattr("items")? => Self::from_dict(py, p, "<dict>", store, rehash_on_use),
             Some(p) => {
                 let path: std::path::PathBuf =
                     p.extract().map_err(|_| invalid_argument("policy", "policy must be a path, a dict or None"))?;
-                Self::from_file(py, path, store)
+                Self::from_file(py, path, store, rehash_on_use)
             }
         }
     }
 
     /// Loads a TOML (or `.json`) policy file.
     #[staticmethod]
-    #[pyo3(signature = (path, *, store = None))]
-    fn from_file(py: Python<'_>, path: std::path::PathBuf, store: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (path, *, store = None, rehash_on_use = false))]
+    fn from_file(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        store: Option<&Bound<'_, PyAny>>,
+        rehash_on_use: bool,
+    ) -> PyResult<Self> {
         let policy = detached(py, move || PolicySet::load(&path))?;
-        Self::build(py, policy, store)
+        Self::build(py, policy, store, rehash_on_use)
     }
 
     /// Parses a TOML policy; `origin` names it in errors.
     #[staticmethod]
-    #[pyo3(signature = (source, *, origin = "<string>", store = None))]
-    fn from_toml(py: Python<'_>, source: &str, origin: &str, store: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (source, *, origin = "<string>", store = None, rehash_on_use = false))]
+    fn from_toml(
+        py: Python<'_>,
+        source: &str,
+        origin: &str,
+        store: Option<&Bound<'_, PyAny>>,
+        rehash_on_use: bool,
+    ) -> PyResult<Self> {
         let policy = detached(py, || PolicySet::from_toml_str(source, origin))?;
-        Self::build(py, policy, store)
+        Self::build(py, policy, store, rehash_on_use)
     }
 
     /// Builds from a dict with the same structure as the TOML file.
     #[staticmethod]
-    #[pyo3(signature = (policy, origin = "<dict>", store = None))]
+    #[pyo3(signature = (policy, origin = "<dict>", store = None, *, rehash_on_use = false))]
     fn from_dict(
         py: Python<'_>,
         policy: &Bound<'_, PyAny>,
         origin: &str,
         store: Option<&Bound<'_, PyAny>>,
+        rehash_on_use: bool,
     ) -> PyResult<Self> {
         let value = to_json(policy, "policy")?;
         let policy = detached(py, || PolicySet::from_json_value(value, origin))?;
-        Self::build(py, policy, store)
+        Self::build(py, policy, store, rehash_on_use)
+    }
+
+    /// True when the engine upgrades outdated hashes on use.
+    #[getter]
+    fn rehash_on_use(&self) -> bool {
+        self.inner.rehashes_on_use()
+    }
+
+    /// Waits for the background hash upgrades started so far (tests, graceful shutdown);
+    /// returns how many were waited for.
+    fn wait_for_rehashes(&self, py: Python<'_>) -> PyResult<usize> {
+        let jobs = self.rehasher.take();
+        let n = jobs.len();
+        detached(py, move || {
+            for j in jobs {
+                let _ = j.join();
+            }
+        })?;
+        Ok(n)
     }
 
     /// The store object keys are looked up in.
@@ -295,7 +352,7 @@ impl Engine {
         let engine = &self.inner;
         let store = StoreLookup(&*self.store.store);
         let a = detached(py, || engine.authorize(pairs.iter().map(|(n, v)| (n, v)), &request, &store, now))?;
-        Ok(decision_of(a))
+        Ok(decision_of(a, &self.rehasher, now))
     }
 
     /// The cheap first half of `authorize`: credentials, lookup, verified-secret cache and
@@ -324,8 +381,10 @@ impl Engine {
         let store = StoreLookup(&*self.store.store);
         let step = detached(py, || engine.authorize_step(pairs.iter().map(|(n, v)| (n, v)), &request, &store, now))?;
         match step {
-            Step::Decided(a) => Ok(Py::new(py, decision_of(a))?.into_any()),
-            Step::NeedsHash(p) => Ok(Py::new(py, Pending::new(self.inner.clone(), p))?.into_any()),
+            Step::Decided(a) => Ok(Py::new(py, decision_of(a, &self.rehasher, now))?.into_any()),
+            Step::NeedsHash(p) => {
+                Ok(Py::new(py, Pending::new(self.inner.clone(), Arc::clone(&self.rehasher), p))?.into_any())
+            }
         }
     }
 
@@ -417,6 +476,43 @@ impl Engine {
         Ok(Decision::plain(d))
     }
 
+    /// What `key` can actually do now (core's `Engine::explain`): its effective scopes (role
+    /// expansion, explicit scopes, a personal token's user caps), accounts, deadline
+    /// (`expires_at`, leeway included), `max_concurrent` and whether it is usable, as a dict.
+    /// A personal token's user is read from the engine's store unless given.
+    #[pyo3(signature = (key, user = None, now = None))]
+    fn explain(
+        &self,
+        py: Python<'_>,
+        key: &KeyRecord,
+        user: Option<&UserRecord>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let now = timestamp(now, "now")?;
+        let owner = match (user, key.inner.kind.user()) {
+            (Some(u), _) => Some(u.inner.clone()),
+            (None, Some(id)) => {
+                let (store, id) = (self.store.store.clone(), id.to_string());
+                detached(py, move || store.get_user(&id))?.map_err(|e| crate::errors::store_error(&e))?
+            }
+            (None, None) => None,
+        };
+        let a = detached(py, || self.inner.explain(&key.inner, owner.as_ref(), now))?
+            .map_err(|e| crate::errors::record_error(&e))?;
+        let v = serde_json::to_value(&a).map_err(|e| crate::errors::internal(e.to_string()))?;
+        crate::convert::from_json(py, &v)
+    }
+
+    /// The roles the policy defines and the scope patterns each grants: `{role: [scopes]}`.
+    fn roles(&self) -> BTreeMap<String, Vec<String>> {
+        self.inner.roles().into_iter().collect()
+    }
+
+    /// The policy's scope catalogue: `{scope: description}`.
+    fn scopes(&self) -> BTreeMap<String, String> {
+        self.inner.policy().document().scopes.clone()
+    }
+
     /// The 404 body for a resource that does not exist, byte-identical to the body of an
     /// out-of-scope account.
     fn not_found_body(&self) -> String {
@@ -450,7 +546,8 @@ impl Engine {
         };
         let guard: Arc<dyn ManagementGuard> = me.inner.clone();
         let format = me.inner.authenticator().config().format.clone();
-        Keyring::build(py, Some(me.store.object.bind(py)), Some(guard), format, hash, operator, audit)
+        let credentials = me.inner.authenticator().config().credentials.clone();
+        Keyring::build(py, Some(me.store.object.bind(py)), Some(guard), format, hash, credentials, operator, audit)
     }
 
     fn __repr__(&self) -> String {

@@ -74,15 +74,19 @@ pub(crate) struct Keyring {
     inner: keycel::keyring::Keyring,
     store: StoreHandle,
     operator: String,
+    /// Header names `IssuedKey.reveal()` shows (the guard engine's, else the defaults).
+    credentials: keycel::CredentialConfig,
 }
 
 impl Keyring {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn build(
         py: Python<'_>,
         store: Option<&Bound<'_, PyAny>>,
         guard: Option<Arc<dyn ManagementGuard>>,
         format: TokenFormat,
         hash: HashPolicy,
+        credentials: keycel::CredentialConfig,
         operator: &str,
         audit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
@@ -103,7 +107,7 @@ impl Keyring {
         if operator.trim().is_empty() {
             return Err(invalid_argument("operator", "operator name must not be empty"));
         }
-        Ok(Keyring { inner, store, operator: operator.to_string() })
+        Ok(Keyring { inner, store, operator: operator.to_string(), credentials })
     }
 
     /// `None`: the operator; a `KeyRecord` or an allowed `Decision`: that key (with its user
@@ -183,8 +187,9 @@ impl Keyring {
             Some(h) => hash_policy(Some(h))?,
             None => crate::engine::hash_from(guard).unwrap_or_default(),
         };
+        let credentials = crate::engine::credentials_from(guard).unwrap_or_default();
         let guard_arc = crate::engine::guard_from(guard)?;
-        Keyring::build(py, store, guard_arc, format, hash, operator, audit)
+        Keyring::build(py, store, guard_arc, format, hash, credentials, operator, audit)
     }
 
     /// The store object this keyring writes to.
@@ -240,7 +245,7 @@ impl Keyring {
         let actor = self.actor(py, actor)?;
         let now = timestamp(now, "now")?;
         let (record, issued) = self.run(py, move |k| k.create(&actor, new, now))?;
-        IssuedKey::new(py, record, issued)
+        IssuedKey::new(py, record, issued, &self.credentials)
     }
 
     #[pyo3(signature = (id, *, actor = None, now = None))]
@@ -430,7 +435,7 @@ impl Keyring {
         let actor = self.actor(py, actor)?;
         let now = timestamp(now, "now")?;
         let (record, issued) = self.run(py, |k| k.rotate(&actor, id, grace, now))?;
-        IssuedKey::new(py, record, issued)
+        IssuedKey::new(py, record, issued, &self.credentials)
     }
 
     /// Deletes a key for good (its id is never reused).

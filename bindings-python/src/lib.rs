@@ -8,6 +8,7 @@ mod errors;
 mod keyring;
 mod pending;
 mod records;
+mod rehash;
 mod step;
 mod stores;
 

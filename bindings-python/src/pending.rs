@@ -6,12 +6,16 @@
 use crate::convert::timestamp;
 use crate::decision::Decision;
 use crate::errors::{detached, invalid_argument};
+use crate::rehash::Rehasher;
 use keycel::engine::PendingAuth;
+use keycel::time::Timestamp;
 use pyo3::prelude::*;
 use std::sync::{Arc, Mutex};
 
 /// Turns a core authorization into the Python `Decision`.
-pub(crate) fn decision_of(a: keycel::engine::Authorization) -> Decision {
+/// A hash upgrade core claimed (`rehash_on_use`) starts here, after the decision.
+pub(crate) fn decision_of(mut a: keycel::engine::Authorization, rehasher: &Rehasher, now: Timestamp) -> Decision {
+    rehasher.start(a.rehash.take(), now);
     let needs_rehash = a.authenticated.as_ref().is_some_and(|x| x.needs_rehash);
     Decision::full(a.decision, a.lease, a.key, needs_rehash)
 }
@@ -21,13 +25,14 @@ pub(crate) fn decision_of(a: keycel::engine::Authorization) -> Decision {
 #[derive(Debug)]
 pub(crate) struct Pending {
     engine: Arc<keycel::engine::Engine>,
+    rehasher: Arc<Rehasher>,
     client_id: String,
     inner: Mutex<Option<PendingAuth>>,
 }
 
 impl Pending {
-    pub(crate) fn new(engine: Arc<keycel::engine::Engine>, pending: PendingAuth) -> Self {
-        Pending { engine, client_id: pending.client_id().to_string(), inner: Mutex::new(Some(pending)) }
+    pub(crate) fn new(engine: Arc<keycel::engine::Engine>, rehasher: Arc<Rehasher>, pending: PendingAuth) -> Self {
+        Pending { engine, rehasher, client_id: pending.client_id().to_string(), inner: Mutex::new(Some(pending)) }
     }
 }
 
@@ -45,7 +50,7 @@ impl Pending {
         };
         let engine = &self.engine;
         let a = detached(py, move || pending.finish(engine, now))?;
-        Ok(decision_of(a))
+        Ok(decision_of(a, &self.rehasher, now))
     }
 
     /// Core's 503 `overloaded` decision (with `Retry-After`) for a host that sheds this

@@ -22,24 +22,49 @@ impl KeyRecord {
 
 #[pymethods]
 impl KeyRecord {
-    /// Parses the stable JSON form (the one `to_dict()` gives).
+    /// Parses the storage form (the one `to_storage_dict()` gives, with the hash).
+    #[staticmethod]
+    fn from_storage_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let v = to_json(data, "data")?;
+        no_panic(|| keycel::KeyRecord::from_storage_value(v))?.map(KeyRecord::new).map_err(|e| record_error(&e))
+    }
+
+    /// Parses the storage form as JSON text (the one `to_storage_json()` gives).
+    #[staticmethod]
+    fn from_storage_json(data: &str) -> PyResult<Self> {
+        no_panic(|| keycel::KeyRecord::from_storage_json(data))?.map(KeyRecord::new).map_err(|e| record_error(&e))
+    }
+
+    /// Same as `from_storage_dict` (a record can only be rebuilt from its storage form).
     #[staticmethod]
     fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let v = to_json(data, "data")?;
-        no_panic(|| keycel::KeyRecord::from_value(v))?.map(KeyRecord::new).map_err(|e| record_error(&e))
+        Self::from_storage_dict(data)
     }
 
+    /// Same as `from_storage_json`.
     #[staticmethod]
     fn from_json(data: &str) -> PyResult<Self> {
-        no_panic(|| keycel::KeyRecord::from_json(data))?.map(KeyRecord::new).map_err(|e| record_error(&e))
+        Self::from_storage_json(data)
     }
 
+    /// The public form: every field but the hashes (safe to return from an endpoint).
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        from_json(py, &self.inner.to_value())
+        from_json(py, &self.inner.to_public_value())
     }
 
+    /// The public form as JSON text.
     fn to_json(&self) -> String {
-        self.inner.to_json()
+        self.inner.to_public_json()
+    }
+
+    /// The storage form, with the argon2id hashes: for stores only, never for clients.
+    fn to_storage_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        from_json(py, &self.inner.to_storage_value())
+    }
+
+    /// The storage form as JSON text (what the store protocol writes).
+    fn to_storage_json(&self) -> String {
+        self.inner.to_storage_json()
     }
 
     #[getter]
@@ -99,6 +124,7 @@ impl KeyRecord {
     fn previous_secret_valid_until(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         opt_datetime(py, self.inner.previous_secret.as_ref().map(|p| p.valid_until))
     }
+    /// The argon2id PHC string (for store authors; not part of `to_dict()`).
     #[getter]
     fn secret_hash(&self) -> &str {
         self.inner.secret_hash.as_str()
@@ -222,23 +248,31 @@ impl UserRecord {
     }
 }
 
-/// A freshly created or rotated key. The secret can be read exactly once, as `token` (client
-/// id and secret joined, for Basic/Bearer) or as `secret` (for the header pair); after that it
-/// is wiped from keycel's memory and further reads raise `CredentialError`.
+/// A freshly created or rotated key. The secret can be read exactly once: `reveal()` gives
+/// every form at once (token, client id + secret key, ready `Authorization` values, the header
+/// pair); `token` or `secret` give one form. After that it is wiped from keycel's memory and
+/// further reads raise `CredentialError`.
 #[pyclass(frozen, module = "keycel._keycel", name = "IssuedKey")]
 #[derive(Debug)]
 pub(crate) struct IssuedKey {
     client_id: String,
     record: Py<KeyRecord>,
     secret: Mutex<Option<keycel::IssuedKey>>,
+    credentials: keycel::CredentialConfig,
 }
 
 impl IssuedKey {
-    pub(crate) fn new(py: Python<'_>, record: keycel::KeyRecord, issued: keycel::IssuedKey) -> PyResult<Self> {
+    pub(crate) fn new(
+        py: Python<'_>,
+        record: keycel::KeyRecord,
+        issued: keycel::IssuedKey,
+        credentials: &keycel::CredentialConfig,
+    ) -> PyResult<Self> {
         Ok(IssuedKey {
             client_id: issued.client_id.as_str().to_string(),
             record: Py::new(py, KeyRecord::new(record))?,
             secret: Mutex::new(Some(issued)),
+            credentials: credentials.clone(),
         })
     }
 
@@ -272,6 +306,25 @@ impl IssuedKey {
     #[getter]
     fn secret(&self) -> PyResult<String> {
         Ok(self.take()?.secret.expose().to_string())
+    }
+
+    /// Every form of the secret at once, readable once: `client_id`, `secret_key`, `token`,
+    /// `authorization_basic` and `authorization_bearer` (ready `Authorization` header values),
+    /// and `headers`, the header pair as `{name: value}` with the policy's header names.
+    fn reveal<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let r = self.take()?.reveal(&self.credentials);
+        let d = PyDict::new(py);
+        d.set_item("client_id", r.client_id.as_str())?;
+        d.set_item("secret_key", r.secret_key.expose())?;
+        d.set_item("token", r.token.expose())?;
+        d.set_item("authorization_basic", r.authorization_basic.expose())?;
+        d.set_item("authorization_bearer", r.authorization_bearer.expose())?;
+        let headers = PyDict::new(py);
+        for (name, value) in r.header_pair() {
+            headers.set_item(name, value)?;
+        }
+        d.set_item("headers", headers)?;
+        Ok(d)
     }
 
     /// True until the secret was read.

@@ -7,6 +7,7 @@ use crate::decision::Decision;
 use crate::engine::StoreLookup;
 use crate::errors::{detached, invalid_argument};
 use crate::pending::{decision_of, Pending};
+use crate::rehash::Rehasher;
 use keycel::engine::{Request, Step};
 use keycel::store::Store;
 use keycel::time::Timestamp;
@@ -20,6 +21,7 @@ const SHED_LOOKUP: &str = "store offload queue full";
 pub(crate) struct Call {
     pub(crate) engine: Arc<keycel::engine::Engine>,
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) rehasher: Arc<Rehasher>,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) request: Request,
     pub(crate) now: Timestamp,
@@ -36,10 +38,12 @@ impl Call {
     /// Runs the first step with the GIL released; a `Decision` or a `Pending`.
     pub(crate) fn run(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let engine = Arc::clone(&self.engine);
+        let rehasher = Arc::clone(&self.rehasher);
+        let now = self.now;
         let step = detached(py, move || self.step())?;
         match step {
-            Step::Decided(a) => Ok(Py::new(py, decision_of(a))?.into_any()),
-            Step::NeedsHash(p) => Ok(Py::new(py, Pending::new(engine, p))?.into_any()),
+            Step::Decided(a) => Ok(Py::new(py, decision_of(a, &rehasher, now))?.into_any()),
+            Step::NeedsHash(p) => Ok(Py::new(py, Pending::new(engine, rehasher, p))?.into_any()),
         }
     }
 }

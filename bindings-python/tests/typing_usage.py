@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import keycel
 from keycel.offload import Offload
@@ -24,7 +24,17 @@ def lifecycle() -> List[str]:
     user: keycel.UserRecord = kr.put_user("u1", roles=["viewer"])
     removed: int = kr.remove_user(user.id)
     d: Dict[str, object] = rec.to_dict()
-    again = keycel.KeyRecord.from_dict(d)
+    stored: Dict[str, object] = rec.to_storage_dict()
+    again = keycel.KeyRecord.from_storage_dict(stored)
+    again = keycel.KeyRecord.from_storage_json(rec.to_storage_json())
+    forms = kr.create("svc2", role="reader").reveal()
+    basic: str = forms["authorization_basic"]
+    pair: Dict[str, str] = forms["headers"]
+    rehashing = keycel.Engine(None, store=store, rehash_on_use=True)
+    waited: int = rehashing.wait_for_rehashes()
+    authority: Dict[str, Any] = engine.explain(rec)
+    roles: Dict[str, List[str]] = engine.roles()
+    catalogue: Dict[str, str] = engine.scopes()
     decision = engine.authorize({"Authorization": f"Bearer {token}"}, "api.read", account="acc_1",
                                 now=datetime.now(timezone.utc))
     with decision as dd:
@@ -37,7 +47,8 @@ def lifecycle() -> List[str]:
         missing_id: str = e.id
     except keycel.KeycelError:
         pass
-    return [token, str(exp), rotated.client_id, str(removed), again.id, str(status), body, *rules]
+    return [token, str(exp), rotated.client_id, str(removed), again.id, str(status), body, *rules, basic, str(d),
+            str(pair), str(waited), str(rehashing.rehash_on_use), str(authority), str(roles), str(catalogue)]
 
 
 async def serve(engine: keycel.Engine, token: str) -> int:

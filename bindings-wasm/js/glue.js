@@ -69,7 +69,7 @@ export function flattenHeaders(headers) {
  * `packed` holds the strings, each `<UTF-16 length>:<text>` or `~` for null (one string
  * crosses from wasm instead of ten); the order is `pack` in src/decision.rs.
  */
-export function makeDecision(allowed, status, packed, lease, needsRehash, cacheHit, viaPreviousSecret) {
+export function makeDecision(allowed, status, packed, lease, needsRehash, cacheHit, viaPreviousSecret, rehash) {
   let i = 0;
   const next = () => {
     if (packed.charCodeAt(i) === 126) {
@@ -110,6 +110,7 @@ export function makeDecision(allowed, status, packed, lease, needsRehash, cacheH
     needsRehash,
     cacheHit,
     viaPreviousSecret,
+    rehash: rehash === undefined ? null : rehash,
   };
 }
 
@@ -195,6 +196,15 @@ export function installApi({ Engine, KeyRecord, UserRecord }) {
       return withHandles(record, user, (rec, usr) => (usr === null
         ? this.authorizeKey(rec, credentials, action, account, method, path, ip, attributes, now)
         : this.authorizePersonal(rec, usr, credentials, action, account, method, path, ip, attributes, now)));
+    },
+  });
+  Object.defineProperty(Engine.prototype, 'explain', {
+    configurable: true,
+    writable: true,
+    value: function explain(record, user, now) {
+      return withHandles(record, user, (rec, usr) => (usr === null
+        ? this.explainKey(rec, now)
+        : this.explainPersonal(rec, usr, now)));
     },
   });
   Object.defineProperty(Engine.prototype, 'decide', {

@@ -89,6 +89,16 @@ pub(crate) fn to_js(
     lease: Option<keycel::limiter::Lease>,
     auth: Option<&keycel::Authenticated>,
 ) -> JsValue {
+    to_js_with_rehash(d, lease, auth, JsValue::NULL)
+}
+
+/// [`to_js`] with the pending hash upgrade (`rehashOnUse`), a `Rehash` handle or null.
+pub(crate) fn to_js_with_rehash(
+    d: &Decision,
+    lease: Option<keycel::limiter::Lease>,
+    auth: Option<&keycel::Authenticated>,
+    rehash: JsValue,
+) -> JsValue {
     glue::make_decision(
         d.allowed,
         d.status,
@@ -97,5 +107,6 @@ pub(crate) fn to_js(
         auth.is_some_and(|a| a.needs_rehash),
         auth.is_some_and(|a| a.cache_hit),
         auth.is_some_and(|a| a.via_previous_secret),
+        rehash,
     )
 }

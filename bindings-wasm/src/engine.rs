@@ -8,6 +8,7 @@ use crate::decision;
 use crate::error::{codes, Error, JsResult};
 use crate::keys::Issuer;
 use crate::records::{KeyRecord, UserRecord};
+use crate::rehash::Rehash;
 use keycel::decision::Decision;
 use keycel::engine::{auth_config_for, EngineError, Request};
 use keycel::keyring::ManagementGuard;
@@ -29,6 +30,10 @@ struct EngineOptions {
     /// Age after which a cached verification is redone with argon2.
     #[serde(default)]
     cache_ttl: Option<Span>,
+    /// Hand back a `Rehash` on the first successful use of a key hashed with outdated
+    /// argon2 parameters.
+    #[serde(default)]
+    rehash_on_use: bool,
 }
 
 /// Most cache entries a caller may ask for.
@@ -121,7 +126,9 @@ impl Engine {
         if let Some(ttl) = &opts.cache_ttl {
             auth.cache.ttl = Some(ttl.duration("cacheTtl")?);
         }
-        let inner = keycel::engine::Engine::with_config(set, auth, None).map_err(|e| engine_error(&e))?;
+        let inner = keycel::engine::Engine::with_config(set, auth, None)
+            .map_err(|e| engine_error(&e))?
+            .rehash_on_use(opts.rehash_on_use);
         Ok(Engine { inner: Arc::new(inner) })
     }
 
@@ -160,7 +167,11 @@ impl Engine {
             &req,
             now,
         );
-        Ok(decision::to_js(&a.decision, a.lease, a.authenticated.as_ref()))
+        let rehash = match (a.rehash, record) {
+            (Some(pending), Some(r)) => Rehash::new(pending, r.inner().clone()).into(),
+            _ => JsValue::NULL,
+        };
+        Ok(decision::to_js_with_rehash(&a.decision, a.lease, a.authenticated.as_ref(), rehash))
     }
 
     fn decide_with(
@@ -275,10 +286,47 @@ impl Engine {
         self.decide_with(record, Some(user), parts, &now)
     }
 
+    fn explain_with(&self, record: &KeyRecord, user: Option<&UserRecord>, now: &JsValue) -> JsResult<JsValue> {
+        let now = if now.is_undefined() || now.is_null() {
+            convert::timestamp(&JsValue::from(js_sys::Date::now()), "now")?
+        } else {
+            convert::timestamp(now, "now")?
+        };
+        let a = self.inner.explain(record.inner(), user.map(UserRecord::inner), now).map_err(|e| Error::record(&e))?;
+        Ok(convert::to_js(&a))
+    }
+
+    // `explain(record, user?, now?)` is defined in `js/glue.js` over these two entry points
+    // (an optional handle cannot be borrowed across wasm-bindgen).
+
+    /// `explain` for a key without a user (API tokens).
+    #[wasm_bindgen(js_name = explainKey, skip_typescript)]
+    pub fn explain_key(&self, record: &KeyRecord, now: JsValue) -> JsResult<JsValue> {
+        self.explain_with(record, None, &now)
+    }
+
+    /// `explain` for a personal token with its owner's record.
+    #[wasm_bindgen(js_name = explainPersonal, skip_typescript)]
+    pub fn explain_personal(&self, record: &KeyRecord, user: &UserRecord, now: JsValue) -> JsResult<JsValue> {
+        self.explain_with(record, Some(user), &now)
+    }
+
+    /// Every role the policy defines and the scope patterns it grants.
+    #[wasm_bindgen(unchecked_return_type = "{ [role: string]: string[] }")]
+    pub fn roles(&self) -> JsValue {
+        convert::to_js(&self.inner.roles().into_iter().collect::<std::collections::BTreeMap<_, _>>())
+    }
+
+    /// The policy's scope catalogue: scope -> description.
+    #[wasm_bindgen(unchecked_return_type = "{ [scope: string]: string }")]
+    pub fn scopes(&self) -> JsValue {
+        convert::to_js(&self.inner.policy().document().scopes)
+    }
+
     fn issuer(&self) -> Issuer {
         let cfg = self.inner.authenticator().config();
         let guard: Arc<dyn ManagementGuard> = self.inner.clone();
-        Issuer { format: cfg.format.clone(), hash: cfg.hash, guard: Some(guard) }
+        Issuer { format: cfg.format.clone(), hash: cfg.hash, guard: Some(guard), credentials: cfg.credentials.clone() }
     }
 
     /// Issues a key under this policy (its prefix and hash preset; the role and scopes must

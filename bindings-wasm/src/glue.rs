@@ -22,5 +22,6 @@ extern "C" {
         needs_rehash: bool,
         cache_hit: bool,
         via_previous_secret: bool,
+        rehash: JsValue,
     ) -> JsValue;
 }

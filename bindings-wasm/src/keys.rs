@@ -9,11 +9,12 @@ use crate::records::KeyRecord;
 use keycel::audit::MemoryAudit;
 use keycel::keyring::{Actor, Keyring, KeyringError, ManagementGuard, NewKey};
 use keycel::store::{MemoryStore, Store};
-use keycel::{AccountScope, HashParams, HashPolicy, KeyKind, Timestamp, TokenFormat};
+use keycel::{AccountScope, CredentialConfig, HashParams, HashPolicy, KeyKind, Timestamp, TokenFormat};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 /// What to create (camelCase JS object).
 #[derive(Debug, Deserialize)]
@@ -143,6 +144,26 @@ fn actor(spec: Option<serde_json::Value>) -> Result<Actor, Error> {
     }
 }
 
+/// `options` with a `KeyRecord` handle in `actor.key` replaced by its storage form: a
+/// handle's `toJSON` is the public form (no hash), which is not a record. A shallow copy; the
+/// caller's object is left alone.
+fn with_actor_storage_form(options: &JsValue) -> JsValue {
+    let get = |o: &JsValue, k: &str| js_sys::Reflect::get(o, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+    let actor = get(options, "actor");
+    let key = get(&actor, "key");
+    let Ok(storage) = get(&key, "toStorageJSON").dyn_into::<js_sys::Function>() else {
+        return options.clone();
+    };
+    let Ok(stored) = storage.call0(&key) else { return options.clone() };
+    let copy = |o: &JsValue| -> JsValue {
+        js_sys::Object::assign(&js_sys::Object::new(), o.unchecked_ref::<js_sys::Object>()).into()
+    };
+    let (options, actor) = (copy(options), copy(&actor));
+    let _ = js_sys::Reflect::set(&actor, &JsValue::from_str("key"), &stored);
+    let _ = js_sys::Reflect::set(&options, &JsValue::from_str("actor"), &actor);
+    options
+}
+
 fn user_from_value(v: serde_json::Value) -> Result<keycel::UserRecord, Error> {
     let u: keycel::UserRecord = serde_json::from_value(v)
         .map_err(|e| Error::record(&keycel::RecordError { field: "json".into(), message: e.to_string() }))?;
@@ -172,11 +193,18 @@ pub(crate) struct Issuer {
     pub(crate) format: TokenFormat,
     pub(crate) hash: HashPolicy,
     pub(crate) guard: Option<Arc<dyn ManagementGuard>>,
+    /// Header names the issued key's `headers` form uses.
+    pub(crate) credentials: CredentialConfig,
 }
 
 impl Issuer {
     pub(crate) fn defaults() -> Self {
-        Issuer { format: TokenFormat::default(), hash: HashPolicy::default(), guard: None }
+        Issuer {
+            format: TokenFormat::default(),
+            hash: HashPolicy::default(),
+            guard: None,
+            credentials: CredentialConfig::default(),
+        }
     }
 
     fn keyring(&self, format: TokenFormat, hash: HashPolicy) -> Result<(Keyring, Arc<MemoryAudit>), Error> {
@@ -194,7 +222,7 @@ impl Issuer {
         let spec: KeySpec =
             convert::from_js(spec, "spec")?.ok_or_else(|| Error::invalid_argument("spec is missing"))?;
         let now = convert::timestamp(now, "now")?;
-        let opts: IssueOptions = convert::from_js(options, "options")?.unwrap_or_default();
+        let opts: IssueOptions = convert::from_js(&with_actor_storage_form(options), "options")?.unwrap_or_default();
         let format = match &opts.prefix {
             Some(p) => TokenFormat::with_prefix(p).map_err(|e| Error::invalid_argument(format!("prefix: {e}")))?,
             None => self.format.clone(),
@@ -209,12 +237,12 @@ impl Issuer {
         }
         seed_actor(&ring, &actor, None)?;
         let (record, issued) = ring.create(&actor, new, now).map_err(keyring_error)?;
-        Ok(issued_js(record, &issued, &audit))
+        Ok(issued_js(record, issued, &self.credentials, &audit))
     }
 
     pub(crate) fn rotate(&self, record: &KeyRecord, now: &JsValue, options: &JsValue) -> Result<JsValue, Error> {
         let now: Timestamp = convert::timestamp(now, "now")?;
-        let opts: RotateOptions = convert::from_js(options, "options")?.unwrap_or_default();
+        let opts: RotateOptions = convert::from_js(&with_actor_storage_form(options), "options")?.unwrap_or_default();
         let grace = opts.grace.as_ref().map(|g| g.duration("options.grace")).transpose()?;
         let hash = opts.hash.as_ref().map_or(Ok(self.hash), |h| h.policy(&self.hash))?;
         let (ring, audit) = self.keyring(self.format.clone(), hash)?;
@@ -225,7 +253,7 @@ impl Issuer {
         ring.store().insert_key(record.inner()).map_err(|e| keyring_error(e.into()))?;
         seed_actor(&ring, &actor, Some(record.inner()))?;
         let (record, issued) = ring.rotate(&actor, record.inner().id.as_str(), grace, now).map_err(keyring_error)?;
-        Ok(issued_js(record, &issued, &audit))
+        Ok(issued_js(record, issued, &self.credentials, &audit))
     }
 }
 
@@ -252,15 +280,25 @@ fn seed_actor(ring: &Keyring, actor: &Actor, target: Option<&keycel::KeyRecord>)
     }
 }
 
-/// `{ clientId, token, secretKey, record, recordJson, audit }`: the only time the secret
-/// is shown.
-fn issued_js(record: keycel::KeyRecord, issued: &keycel::IssuedKey, audit: &MemoryAudit) -> JsValue {
-    let json = record.to_json();
-    let token = issued.token();
+/// `{ clientId, token, secretKey, authorizationBasic, authorizationBearer, headers, record,
+/// recordJson, audit }`: the only time the secret is shown, in every form the core builds
+/// (`IssuedKey::reveal`). `recordJson` is the storage form, to write to the store.
+fn issued_js(
+    record: keycel::KeyRecord,
+    issued: keycel::IssuedKey,
+    credentials: &CredentialConfig,
+    audit: &MemoryAudit,
+) -> JsValue {
+    let json = record.to_storage_json();
+    let r = issued.reveal(credentials);
+    let headers = convert::object(&r.header_pair().map(|(name, value)| (name, JsValue::from(value))));
     convert::object(&[
-        ("clientId", issued.client_id.as_str().into()),
-        ("token", token.expose().into()),
-        ("secretKey", issued.secret.expose().into()),
+        ("clientId", r.client_id.as_str().into()),
+        ("token", r.token.expose().into()),
+        ("secretKey", r.secret_key.expose().into()),
+        ("authorizationBasic", r.authorization_basic.expose().into()),
+        ("authorizationBearer", r.authorization_bearer.expose().into()),
+        ("headers", headers),
         ("record", KeyRecord::from_core(record).into()),
         ("recordJson", json.into()),
         ("audit", convert::to_js(&audit.events())),

@@ -16,6 +16,7 @@ mod glue;
 mod keys;
 mod lease;
 mod records;
+mod rehash;
 mod types;
 
 pub use credentials::{parse_credentials, Credentials};
@@ -23,6 +24,7 @@ pub use engine::Engine;
 pub use keys::{issue_key, rotate_key};
 pub use lease::Lease;
 pub use records::{KeyRecord, UserRecord};
+pub use rehash::Rehash;
 
 use wasm_bindgen::prelude::*;
 

@@ -31,7 +31,8 @@ impl KeyRecord {
 
 #[wasm_bindgen]
 impl KeyRecord {
-    /// Parses and validates a record from JSON text or a plain object (as stored).
+    /// Parses and validates a record from its storage form (JSON text or a plain object, as
+    /// `toStorageJsonString()` / `toStorageJSON()` give it).
     /// Throws `KeycelError` `invalid_record` (with `field`) when it is not a valid record.
     #[wasm_bindgen]
     pub fn parse(
@@ -94,16 +95,30 @@ impl KeyRecord {
         self.inner.max_concurrent
     }
 
-    /// The record as stored (plain object, schema 1).
-    #[wasm_bindgen(js_name = toJSON, unchecked_return_type = "KeyRecordJson")]
+    /// The public form (plain object): every field but the hashes, so `JSON.stringify(record)`
+    /// is safe to send to a client.
+    #[wasm_bindgen(js_name = toJSON, unchecked_return_type = "KeyRecordView")]
     pub fn to_json(&self) -> JsValue {
-        convert::to_js(&self.inner.to_value())
+        convert::to_js(&self.inner.to_public_value())
     }
 
-    /// The record as stored (JSON text, stable field order).
+    /// The public form as JSON text (stable field order).
     #[wasm_bindgen(js_name = toJsonString)]
     pub fn to_json_string(&self) -> String {
-        self.inner.to_json()
+        self.inner.to_public_json()
+    }
+
+    /// The storage form (plain object, schema 1, with the argon2id hashes): for stores only,
+    /// never for clients. `KeyRecord.parse` reads it back.
+    #[wasm_bindgen(js_name = toStorageJSON, unchecked_return_type = "KeyRecordJson")]
+    pub fn to_storage_json(&self) -> JsValue {
+        convert::to_js(&self.inner.to_storage_value())
+    }
+
+    /// The storage form as JSON text (stable field order): what to write to KV or a database.
+    #[wasm_bindgen(js_name = toStorageJsonString)]
+    pub fn to_storage_json_string(&self) -> String {
+        self.inner.to_storage_json()
     }
 }
 

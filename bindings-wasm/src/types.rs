@@ -76,12 +76,40 @@ export interface Decision {
   cacheHit: boolean;
   /** The previous secret (rotation grace period) was used. */
   viaPreviousSecret: boolean;
+  /**
+   * With `rehashOnUse`: the hash upgrade for this key (first successful use with outdated
+   * argon2 parameters); `run(now)` it after the response and store the record it returns.
+   */
+  rehash: Rehash | null;
 }
 
 /** What `authorize` returns. */
 export type Authorization = Decision;
 
-/** A key record as stored (schema 1). */
+/** A key record as users see it (`toJSON()`, `JSON.stringify(record)`): no hashes. */
+export interface KeyRecordView {
+  schema: 1;
+  id: string;
+  name: string;
+  description: string;
+  kind: 'api' | 'personal';
+  user: string | null;
+  role: string;
+  scopes: string[];
+  accounts: 'all' | string[];
+  active: boolean;
+  created_at: string;
+  updated_at: string;
+  expires_at: string | null;
+  rotated_at: string | null;
+  /** Until when the secret from before the last rotation still works. */
+  previous_secret_valid_until: string | null;
+  max_concurrent: number | null;
+  metadata: { [key: string]: string };
+  version: number;
+}
+
+/** A key record as stored (schema 1, with the argon2id hashes): `toStorageJSON()`, for stores only. */
 export interface KeyRecordJson {
   schema: 1;
   id: string;
@@ -126,6 +154,11 @@ export interface EngineOptions {
   cacheCapacity?: number;
   /** Age after which a cached verification is redone (`"15m"` or seconds; default 15 minutes). */
   cacheTtl?: string | number;
+  /**
+   * Upgrade hashes made with outdated argon2 parameters: `authorize` then hands back a
+   * `Rehash` (`decision.rehash`) on a key's first successful use (default false).
+   */
+  rehashOnUse?: boolean;
 }
 
 /** argon2id parameters: a preset or explicit costs. */
@@ -179,15 +212,21 @@ export interface AuditEvent {
   detail: string;
 }
 
-/** A freshly issued or rotated key: the only time the token is shown. */
+/** A freshly issued or rotated key: the only time the secret is shown, in every form. */
 export interface IssuedKey {
   clientId: string;
   /** `{clientId}_{secretKey}`: give it to the client once. */
   token: string;
   secretKey: string;
-  /** The record to store. */
+  /** A ready `Authorization` header value: `Basic base64("{token}:")`. */
+  authorizationBasic: string;
+  /** A ready `Authorization` header value: `Bearer {token}`. */
+  authorizationBearer: string;
+  /** The header pair `{ [clientIdHeader]: clientId, [secretHeader]: secretKey }` (the policy's names). */
+  headers: { [name: string]: string };
+  /** The record (its `toJSON()` is the public form, without the hash). */
   record: KeyRecord;
-  /** The record to store, as JSON text. */
+  /** The record to store: its storage form as JSON text (with the hash; never send it to a client). */
   recordJson: string;
   audit: AuditEvent[];
 }
@@ -214,6 +253,30 @@ export interface Engine {
   ): Authorization;
   /** The policy alone for an authenticated key: account scope, forbid and allow rules. */
   decide(record: KeyRecordInput, request: RequestInput, now: TimeInput, user?: UserRecordInput | null): Decision;
+  /**
+   * What the key can actually do at `now` (default: the current time): effective scopes after
+   * role expansion and, for a personal token (which needs its owner's `user`), the user's caps;
+   * effective accounts, deadline and limit. Throws `invalid_record` for a personal token
+   * without its user.
+   */
+  explain(record: KeyRecordInput, user?: UserRecordInput | null, now?: TimeInput): Authority;
+}
+
+/** What a key can actually do right now (`engine.explain`, the core's `Authority`). */
+export interface Authority {
+  key_id: string;
+  kind: 'api' | 'personal';
+  user: string | null;
+  role: string;
+  /** Effective scope patterns, sorted. */
+  scopes: string[];
+  /** Effective accounts (a personal token's intersected with its user's data access). */
+  accounts: 'all' | string[];
+  /** The instant after which authentication refuses the key (expiry plus leeway), or null. */
+  expires_at: string | null;
+  max_concurrent: number;
+  /** Active and not past `expires_at`. */
+  active: boolean;
 }
 
 /** The `code` of a `KeycelError`. */

@@ -111,7 +111,7 @@ describe('authorize', () => {
     const creds = engine.parseCredentials({ authorization: `Bearer ${k.token}` });
     const first = engine.authorize(k.record, creds, READ, NOW);
     assert.deepEqual(Object.keys(first), ['allowed', 'status', 'code', 'message', 'headers', 'keyId', 'matchedRules',
-      'reason', 'body', 'lease', 'method', 'needsRehash', 'cacheHit', 'viaPreviousSecret']);
+      'reason', 'body', 'lease', 'method', 'needsRehash', 'cacheHit', 'viaPreviousSecret', 'rehash']);
     assert.equal(first.allowed, true);
     assert.equal(first.status, 200);
     assert.equal(first.code, null);

@@ -177,6 +177,12 @@ Examples:
     },
     /// One key in detail (by client id or unique name).
     Show { key: String },
+    /// What a key can actually do now: effective scopes (role expansion, a personal token's
+    /// user caps), accounts, deadline and limit.
+    #[command(
+        after_help = "Examples:\n  keycel key explain Production\n  keycel --json key explain kc_0123456789abcdef"
+    )]
+    Explain { key: String },
     /// New name.
     Rename { key: String, name: String },
     /// New description.
@@ -261,6 +267,10 @@ pub enum PolicyCommand {
         after_help = "Examples:\n  keycel policy test policies/\n  keycel policy test policies/default.tests.toml --json"
     )]
     Test { path: PathBuf },
+    /// The roles the policy (--policy, else the built-in default) defines, the scopes each
+    /// grants, and the scope catalogue.
+    #[command(after_help = "Examples:\n  keycel policy roles\n  keycel --policy my.toml --json policy roles")]
+    Roles,
 }
 
 #[derive(Debug, Args)]

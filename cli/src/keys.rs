@@ -4,7 +4,6 @@ use crate::args::{CreateArgs, KeyCommand, UserCommand};
 use crate::context::{credential_headers, resolve_key, Ctx};
 use crate::error::CliError;
 use crate::output::{self, print_json};
-use base64ct::{Base64, Encoding};
 use keycel::engine::Engine;
 use keycel::keyring::{Change, NewKey};
 use keycel::record::{AccountScope, KeyKind, KeyRecord, UserRecord};
@@ -35,30 +34,30 @@ fn parse_metadata(items: &[String]) -> Result<BTreeMap<String, String>, CliError
         .collect()
 }
 
-/// Prints a freshly issued secret with the ways to send it, and the shown-once warning.
+/// Prints a freshly issued secret with the ways to send it (every form built by core's
+/// `IssuedKey::reveal`), and the shown-once warning.
 pub fn print_issued(
     ctx: &Ctx,
     engine: &Engine,
     verb: &str,
     record: &KeyRecord,
-    issued: &IssuedKey,
+    issued: IssuedKey,
     extra: serde_json::Value,
 ) {
-    let headers = credential_headers(engine);
-    let token = issued.token();
-    let basic = Base64::encode_string(format!("{}:", token.expose()).as_bytes());
+    let r = issued.reveal(&credential_headers(engine));
+    let (id, secret, token) = (r.client_id.as_str(), r.secret_key.expose(), r.token.expose());
     if ctx.json() {
         let mut v = json!({
             "key": output::key_json(record, ctx.now, leeway(engine)),
-            "client_id": issued.client_id.as_str(),
-            "secret_key": issued.secret.expose(),
-            "token": token.expose(),
+            "client_id": id,
+            "secret_key": secret,
+            "token": token,
             "headers": {
-                headers.client_id_header.clone(): issued.client_id.as_str(),
-                headers.secret_header.clone(): issued.secret.expose(),
+                r.client_id_header.clone(): id,
+                r.secret_header.clone(): secret,
             },
-            "authorization_basic": format!("Basic {basic}"),
-            "authorization_bearer": format!("Bearer {}", token.expose()),
+            "authorization_basic": r.authorization_basic.expose(),
+            "authorization_bearer": r.authorization_bearer.expose(),
             "warning": SHOWN_ONCE,
         });
         if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {
@@ -68,16 +67,17 @@ pub fn print_issued(
     } else {
         println!("{verb} {} key {:?} ({})", record.kind.as_str(), record.name, record.id);
         println!();
-        println!("  client id   {}", issued.client_id);
-        println!("  secret key  {}", issued.secret.expose());
-        println!("  token       {}", token.expose());
+        println!("  client id   {id}");
+        println!("  secret key  {secret}");
+        println!("  token       {token}");
         println!();
         println!("Send it as a header pair:");
-        println!("  {}: {}", headers.client_id_header, issued.client_id);
-        println!("  {}: {}", headers.secret_header, issued.secret.expose());
+        for (name, value) in r.header_pair() {
+            println!("  {name}: {value}");
+        }
         println!("or as one token (Basic with an empty password, or Bearer):");
-        println!("  Authorization: Basic {basic}");
-        println!("  Authorization: Bearer {}", token.expose());
+        println!("  Authorization: {}", r.authorization_basic.expose());
+        println!("  Authorization: {}", r.authorization_bearer.expose());
         println!();
     }
     eprintln!("WARNING: {SHOWN_ONCE}");
@@ -116,7 +116,7 @@ fn create(ctx: &Ctx, a: CreateArgs) -> Result<(), CliError> {
     let engine = ctx.engine()?;
     let kr = ctx.keyring(ctx.open_store()?, &engine)?;
     let (record, issued) = kr.create(&ctx.actor, new, ctx.now)?;
-    print_issued(ctx, &engine, "Created", &record, &issued, json!({}));
+    print_issued(ctx, &engine, "Created", &record, issued, json!({}));
     Ok(())
 }
 
@@ -162,15 +162,26 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
                 },
             };
             let keys = kr.list(&ctx.actor, &filter, ctx.now)?;
+            let effective = keys
+                .iter()
+                .map(|r| crate::explain::effective(&engine, store.as_ref(), r, ctx.now))
+                .collect::<Result<Vec<_>, _>>()?;
             if ctx.json() {
                 print_json(&json!(keys
                     .iter()
-                    .map(|r| output::key_json(r, ctx.now, leeway(&engine)))
+                    .zip(&effective)
+                    .map(|(r, a)| {
+                        let mut v = output::key_json(r, ctx.now, leeway(&engine));
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("effective".into(), json!(a));
+                        }
+                        v
+                    })
                     .collect::<Vec<_>>()));
             } else if keys.is_empty() {
                 println!("no keys");
             } else {
-                println!("{}", output::keys_table(&keys, ctx.now, leeway(&engine)));
+                println!("{}", output::keys_table(&keys, &effective, ctx.now, leeway(&engine)));
             }
             Ok(())
         }
@@ -180,6 +191,7 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
             print_key(ctx, &engine, &r, &format!("Key {}", r.id));
             Ok(())
         }
+        KeyCommand::Explain { key } => crate::explain::explain_key(ctx, &key),
         KeyCommand::Rename { key, name } => change(&key, Change::Rename(name), "Renamed"),
         KeyCommand::Describe { key, description } => change(&key, Change::Describe(description), "Described"),
         KeyCommand::SetRole { key, role } => change(&key, Change::SetRole(role), "Role set on"),
@@ -212,7 +224,7 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
                 Some(p) => format!("the old secret stays valid until {}", p.valid_until),
                 None => "the old secret no longer works".to_string(),
             };
-            print_issued(ctx, &engine, "Rotated", &r, &issued, json!({ "old_secret": old }));
+            print_issued(ctx, &engine, "Rotated", &r, issued, json!({ "old_secret": old }));
             if !ctx.json() {
                 println!("Note: {old}.");
             }

@@ -6,6 +6,7 @@ mod authorize;
 mod context;
 mod demo;
 mod error;
+mod explain;
 mod keys;
 mod output;
 mod policy;

@@ -1,6 +1,7 @@
 //! Printing: tables for people, JSON for scripts. Views never carry a secret or a hash.
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use keycel::keyring::authority::Authority;
 use keycel::record::{AccountScope, KeyRecord, UserRecord};
 use keycel::time::{Duration, Timestamp};
 use serde_json::{json, Value};
@@ -31,28 +32,14 @@ pub fn state(r: &KeyRecord, now: Timestamp, leeway: Duration) -> &'static str {
     }
 }
 
-/// A key as the CLI shows it: everything but the hashes.
+/// A key as the CLI shows it: core's public form (everything but the hashes, the same
+/// fields every binding's `to_dict()` / `toJSON()` gives) plus its `state` at `now`.
 pub fn key_json(r: &KeyRecord, now: Timestamp, leeway: Duration) -> Value {
-    json!({
-        "id": r.id.as_str(),
-        "name": r.name,
-        "description": r.description,
-        "kind": r.kind.as_str(),
-        "user": r.kind.user(),
-        "role": r.role,
-        "scopes": r.scopes,
-        "accounts": accounts_json(&r.accounts),
-        "active": r.active,
-        "state": state(r, now, leeway),
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "expires_at": r.expires_at,
-        "rotated_at": r.rotated_at,
-        "previous_secret_valid_until": r.previous_secret.as_ref().map(|p| p.valid_until),
-        "max_concurrent": r.max_concurrent,
-        "metadata": r.metadata,
-        "version": r.version,
-    })
+    let mut v = r.to_public_value();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("state".into(), json!(state(r, now, leeway)));
+    }
+    v
 }
 
 pub fn user_json(u: &UserRecord) -> Value {
@@ -69,17 +56,24 @@ fn opt_time(t: Option<Timestamp>) -> String {
     t.map_or_else(|| "-".to_string(), |t| t.to_rfc3339())
 }
 
-pub fn keys_table(keys: &[KeyRecord], now: Timestamp, leeway: Duration) -> String {
-    let mut t = table(&["ID", "NAME", "KIND", "USER", "ROLE", "SCOPES", "ACCOUNTS", "STATE", "EXPIRES"]);
-    for r in keys {
+/// Keys with their *effective* scopes and accounts (role expansion, a personal token's user
+/// caps: what the key can really do), `(user removed)` for an orphaned personal token.
+pub fn keys_table(keys: &[KeyRecord], effective: &[Option<Authority>], now: Timestamp, leeway: Duration) -> String {
+    let mut t =
+        table(&["ID", "NAME", "KIND", "USER", "ROLE", "EFFECTIVE SCOPES", "EFFECTIVE ACCOUNTS", "STATE", "EXPIRES"]);
+    for (r, a) in keys.iter().zip(effective) {
+        let (scopes, accounts) = match a {
+            Some(a) => (crate::explain::scopes_text(&a.scopes), accounts_text(&a.accounts)),
+            None => ("(user removed)".to_string(), "-".to_string()),
+        };
         t.add_row(vec![
             r.id.to_string(),
             r.name.clone(),
             r.kind.as_str().to_string(),
             r.kind.user().unwrap_or("-").to_string(),
             r.role.clone(),
-            if r.scopes.is_empty() { "-".to_string() } else { r.scopes.iter().cloned().collect::<Vec<_>>().join(" ") },
-            accounts_text(&r.accounts),
+            scopes,
+            accounts,
             state(r, now, leeway).to_string(),
             opt_time(r.expires_at),
         ]);

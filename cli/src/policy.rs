@@ -147,5 +147,6 @@ pub fn run(ctx: &Ctx, cmd: &PolicyCommand) -> Result<(), CliError> {
     match cmd {
         PolicyCommand::Check { path } => check(ctx, path),
         PolicyCommand::Test { path } => test(ctx, path),
+        PolicyCommand::Roles => crate::explain::roles(ctx),
     }
 }

@@ -17,6 +17,7 @@ use crate::limiter::{Lease, Limiter, LimiterConfig};
 use crate::policy::facts::Facts;
 use crate::policy::{functions, Effect, Native, PolicyError, PolicySet, Rule};
 use crate::record::{KeyKind, KeyRecord, UserRecord};
+use crate::rehash::{PendingRehash, RehashClaims};
 use crate::store::{Store, StoreError};
 use crate::throttle::{FailureBudget, LocalBudget, ThrottleConfig};
 use crate::time::{Duration, Timestamp};
@@ -61,11 +62,14 @@ pub struct Authorization {
     pub user: Option<Arc<UserRecord>>,
     /// Authentication details (`needs_rehash`, `cache_hit`, method).
     pub authenticated: Option<Authenticated>,
+    /// With [`Engine::rehash_on_use`]: the hash upgrade to run after the response, the first
+    /// time a key authenticates with outdated argon2 parameters.
+    pub rehash: Option<PendingRehash>,
 }
 
 impl Authorization {
     pub(crate) fn denied(decision: Decision) -> Self {
-        Authorization { decision, lease: None, key: None, user: None, authenticated: None }
+        Authorization { decision, lease: None, key: None, user: None, authenticated: None, rehash: None }
     }
 }
 
@@ -104,6 +108,7 @@ pub struct Engine {
     /// The limit for keys without their own `max_concurrent` (what `authority` reports).
     default_max_concurrent: u32,
     pub(crate) budget: Arc<dyn FailureBudget>,
+    pub(crate) rehash: Option<Arc<RehashClaims>>,
 }
 
 impl fmt::Debug for Engine {
@@ -187,7 +192,7 @@ impl Engine {
         let auth = Authenticator::new(auth).map_err(|e| EngineError::Config(e.to_string()))?;
         let default_max_concurrent = limiter.default_limit;
         let budget = Arc::new(LocalBudget::new(throttle_config_for(&policy)?));
-        Ok(Engine { policy, root, auth, limiter: Limiter::new(limiter), default_max_concurrent, budget })
+        Ok(Engine { policy, root, auth, limiter: Limiter::new(limiter), default_max_concurrent, budget, rehash: None })
     }
 
     /// Keeps failed-authentication budgets elsewhere (e.g. a store shared by every process
@@ -205,6 +210,19 @@ impl Engine {
     /// The default policy with default settings.
     pub fn default_policy() -> Result<Self, EngineError> {
         Self::new(PolicySet::default_policy()?)
+    }
+
+    /// Re-hash on use (off by default): a successful authentication against a hash made with
+    /// other argon2 parameters than configured hands back [`Authorization::rehash`], at most
+    /// one pending per key (see [`crate::rehash`]).
+    pub fn rehash_on_use(mut self, on: bool) -> Self {
+        self.rehash = on.then(Arc::default);
+        self
+    }
+
+    /// True when [`Engine::rehash_on_use`] is on.
+    pub fn rehashes_on_use(&self) -> bool {
+        self.rehash.is_some()
     }
 
     /// The policy.
@@ -260,7 +278,7 @@ impl Engine {
         now: Timestamp,
     ) -> Authorization {
         match self.auth.begin(creds, record, user, now) {
-            AuthStep::Done(a) => self.admit(record, user, request, Ok(a), now),
+            AuthStep::Done(a) => self.admit(creds, record, user, request, Ok(a), now),
             AuthStep::Hash(work) => {
                 let charges = match self.charge(creds, &work, request, now) {
                     Ok(c) => c,
@@ -268,7 +286,7 @@ impl Engine {
                 };
                 let result = self.auth.complete(&work, creds, record, user, now);
                 charges.settle(&result, now);
-                self.admit(record, user, request, result, now)
+                self.admit(creds, record, user, request, result, now)
             }
         }
     }
@@ -276,6 +294,7 @@ impl Engine {
     /// After authentication: the decision, and the lease when allowed.
     pub(crate) fn admit(
         &self,
+        creds: &Credentials,
         record: Option<&KeyRecord>,
         user: Option<&UserRecord>,
         request: &Request,
@@ -290,8 +309,14 @@ impl Engine {
             return Authorization::denied(Decision::unauthorized(self.messages(), "no record"));
         };
         let decision = self.decide(record, user, request, now);
+        let rehash = match &self.rehash {
+            Some(claims) if authenticated.needs_rehash && !authenticated.via_previous_secret => {
+                PendingRehash::claim(claims, record, creds.secret(), self.auth.config().hash)
+            }
+            _ => None,
+        };
         let mut out =
-            Authorization { decision, lease: None, key: None, user: None, authenticated: Some(authenticated) };
+            Authorization { decision, lease: None, key: None, user: None, authenticated: Some(authenticated), rehash };
         // A management check (the host asking before a keyring call) takes no data-plane slot:
         // management has its own bounds (the argon2 gate, the per-user token cap).
         if out.decision.allowed && !is_management_action(&request.action) {

@@ -15,6 +15,8 @@ pub mod base62;
 pub mod credentials;
 pub mod decision;
 pub mod hash;
+pub mod issued;
+pub mod key_view;
 pub mod record;
 pub mod secret;
 pub mod time;
@@ -40,6 +42,8 @@ pub mod keyring;
 pub mod limiter;
 #[cfg(feature = "policy")]
 pub mod policy;
+#[cfg(feature = "std")]
+pub mod rehash;
 #[cfg(feature = "policy")]
 pub mod request;
 #[cfg(feature = "sqlite")]
@@ -55,6 +59,8 @@ pub use auth::{AuthConfig, AuthFailure, AuthStep, Authenticated, Authenticator, 
 pub use credentials::{CredentialConfig, CredentialError, CredentialMethod, Credentials};
 pub use decision::Decision;
 pub use hash::{HashError, HashParams, HashPolicy, PhcHash};
+pub use issued::RevealedKey;
+pub use key_view::KeyView;
 pub use record::{AccountScope, KeyKind, KeyRecord, RecordError, UserRecord};
 pub use secret::Secret;
 pub use time::{Duration, Timestamp};

@@ -62,7 +62,7 @@ impl PendingAuth {
         let PendingAuth { creds, record, user, request, work, charges } = self;
         let result = engine.auth.complete(&work, &creds, record.as_deref(), user.as_deref(), now);
         charges.settle(&result, now);
-        let mut a = engine.admit(record.as_deref(), user.as_deref(), &request, result, now);
+        let mut a = engine.admit(&creds, record.as_deref(), user.as_deref(), &request, result, now);
         if a.authenticated.is_some() {
             a.key = record;
             a.user = user;
@@ -155,7 +155,7 @@ impl Engine {
     ) -> Step {
         match self.auth.begin(&creds, record.as_deref(), user.as_deref(), now) {
             AuthStep::Done(a) => {
-                let mut out = self.admit(record.as_deref(), user.as_deref(), request, Ok(a), now);
+                let mut out = self.admit(&creds, record.as_deref(), user.as_deref(), request, Ok(a), now);
                 out.key = record;
                 out.user = user;
                 Step::Decided(out)

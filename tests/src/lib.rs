@@ -2,6 +2,8 @@
 //! Python and WASM run the very same files with their own thin runners; see
 //! `tests/vectors/README.md`.
 
+pub mod forms;
+
 use keycel::engine::{Engine, Request};
 use keycel::hash::{HashParams, HashPolicy};
 use keycel::keyring::{Actor, Change, Keyring, KeyringError, NewKey};

@@ -31,3 +31,12 @@ fn every_status_code_is_covered() {
         assert!(seen.contains(&s), "no vector case answers {s}");
     }
 }
+
+#[test]
+fn public_record_forms_match_the_vectors() {
+    use keycel_conformance::forms::{check_record_forms, record_forms_path, RecordForms};
+    let forms: RecordForms = serde_json::from_str(&std::fs::read_to_string(record_forms_path()).unwrap()).unwrap();
+    assert!(forms.cases.len() >= 3, "only {} record form cases", forms.cases.len());
+    let failures = check_record_forms(&forms);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

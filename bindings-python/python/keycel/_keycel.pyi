@@ -20,6 +20,7 @@ from typing import (
     Optional,
     Tuple,
     Type,
+    TypedDict,
     TypeVar,
     Union,
 )
@@ -55,11 +56,23 @@ class KeyRecord:
     """A stored API key (no secret, only its argon2id hash). Immutable."""
 
     @staticmethod
-    def from_dict(data: Mapping[str, Any]) -> KeyRecord: ...
+    def from_storage_dict(data: Mapping[str, Any]) -> KeyRecord: ...
     @staticmethod
-    def from_json(data: str) -> KeyRecord: ...
-    def to_dict(self) -> Dict[str, Any]: ...
-    def to_json(self) -> str: ...
+    def from_storage_json(data: str) -> KeyRecord: ...
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> KeyRecord:
+        """Same as from_storage_dict."""
+    @staticmethod
+    def from_json(data: str) -> KeyRecord:
+        """Same as from_storage_json."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The public form: every field but the hashes."""
+    def to_json(self) -> str:
+        """The public form as JSON text."""
+    def to_storage_dict(self) -> Dict[str, Any]:
+        """The storage form, with the argon2id hashes: for stores only."""
+    def to_storage_json(self) -> str:
+        """The storage form as JSON text: for stores only."""
     @property
     def id(self) -> str: ...
     @property
@@ -120,8 +133,22 @@ class UserRecord:
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
 
+class RevealedKey(TypedDict):
+    """Every form of an issued secret (``IssuedKey.reveal()``)."""
+
+    client_id: str
+    secret_key: str
+    token: str
+    authorization_basic: str
+    authorization_bearer: str
+    headers: Dict[str, str]
+
 class IssuedKey:
-    """A created or rotated key. Its secret is readable exactly once, as `token` or `secret`."""
+    """A created or rotated key. Its secret is readable exactly once: `reveal()` (every form),
+    `token` or `secret`."""
+
+    def reveal(self) -> RevealedKey:
+        """Every form at once; raises CredentialError when the secret was already read."""
 
     @property
     def client_id(self) -> str: ...
@@ -345,13 +372,24 @@ class Engine:
         policy: Union[str, os.PathLike[str], Mapping[str, Any], None] = None,
         *,
         store: StoreArg = None,
+        rehash_on_use: bool = False,
     ) -> None: ...
     @staticmethod
-    def from_file(path: Union[str, os.PathLike[str]], *, store: StoreArg = None) -> Engine: ...
+    def from_file(
+        path: Union[str, os.PathLike[str]], *, store: StoreArg = None, rehash_on_use: bool = False
+    ) -> Engine: ...
     @staticmethod
-    def from_toml(source: str, *, origin: str = "<string>", store: StoreArg = None) -> Engine: ...
+    def from_toml(
+        source: str, *, origin: str = "<string>", store: StoreArg = None, rehash_on_use: bool = False
+    ) -> Engine: ...
     @staticmethod
-    def from_dict(policy: Mapping[str, Any], origin: str = "<dict>", store: StoreArg = None) -> Engine: ...
+    def from_dict(
+        policy: Mapping[str, Any], origin: str = "<dict>", store: StoreArg = None, *, rehash_on_use: bool = False
+    ) -> Engine: ...
+    @property
+    def rehash_on_use(self) -> bool: ...
+    def wait_for_rehashes(self) -> int:
+        """Waits for the background hash upgrades started so far; returns how many."""
     @property
     def store(self) -> Any: ...
     @property
@@ -416,6 +454,15 @@ class Engine:
         user: Optional[UserRecord] = None,
         now: Optional[TimeLike] = None,
     ) -> Decision: ...
+    def explain(
+        self, key: KeyRecord, user: Optional[UserRecord] = None, now: Optional[TimeLike] = None
+    ) -> Dict[str, Any]:
+        """What the key can do now: key_id, kind, user, role, scopes (effective), accounts,
+        expires_at, max_concurrent, active."""
+    def roles(self) -> Dict[str, List[str]]:
+        """Every role the policy defines and the scope patterns it grants."""
+    def scopes(self) -> Dict[str, str]:
+        """The scope catalogue: scope -> description."""
     def not_found_body(self) -> str: ...
     def in_flight(self, key_id: str) -> int: ...
     def clear_cache(self) -> None: ...

@@ -1,8 +1,9 @@
 """The store protocol for keeping keys in your own database, and a reference implementation.
 
-A store holds two collections, ``"keys"`` and ``"users"``, of JSON documents (the records'
-stable JSON, as ``KeyRecord.to_json()`` writes it) by id. Implement four methods and pass the
-object as ``store=`` to :class:`keycel.Keyring` or :class:`keycel.Engine`::
+A store holds two collections, ``"keys"`` and ``"users"``, of JSON documents by id: the
+records' *storage* form, as ``KeyRecord.to_storage_json()`` writes it (with the argon2id hash;
+``to_json()`` / ``to_dict()`` give the public form, without it). Implement four methods and pass
+the object as ``store=`` to :class:`keycel.Keyring` or :class:`keycel.Engine`::
 
     class PgStore:
         def get(self, collection: str, id: str) -> str | None: ...

@@ -34,7 +34,15 @@ async function admin(request, env, url) {
       // Randomness (client id, secret, salt) is drawn here, inside the handler.
       const issued = engine.issueKey(spec, Date.now(), { hash: 'edge', owner });
       records.set(issued.clientId, issued.record);
-      return json(201, { clientId: issued.clientId, token: issued.token, secretKey: issued.secretKey, record: issued.record });
+      // Every form of the secret, once; `record` serializes to its public form (no hash).
+      return json(201, {
+        clientId: issued.clientId,
+        token: issued.token,
+        secretKey: issued.secretKey,
+        authorization: issued.authorizationBasic,
+        headers: issued.headers,
+        record: issued.record,
+      });
     }
     const user = url.pathname.match(/^\/_users\/([^/]+)$/);
     if (request.method === 'PUT' && user) {

@@ -11,6 +11,7 @@ module.exports = {
   KeyRecord: bindings.KeyRecord,
   KeycelError: glue.KeycelError,
   Lease: bindings.Lease,
+  Rehash: bindings.Rehash,
   UserRecord: bindings.UserRecord,
   issueKey: bindings.issueKey,
   parseCredentials: bindings.parseCredentials,

@@ -1,7 +1,7 @@
 // Type-checks the Node typings as a CommonJS consumer sees them (tsc, no emit).
 import keycel = require('keycel');
 import { Engine, KeycelError, KeyRecord, parseCredentials, issueKey } from 'keycel';
-import type { Authorization, Decision, IssuedKey, KeycelErrorCode, RequestInput, TimeInput } from 'keycel';
+import type { Authority, Authorization, Decision, IssuedKey, KeycelErrorCode, KeyRecordJson, KeyRecordView, Rehash, RequestInput, TimeInput } from 'keycel';
 
 export function handle(engine: Engine, headers: Array<[string, string]>, recordJson: string): number {
   const creds = engine.parseCredentials(headers);
@@ -28,4 +28,24 @@ export function admin(): string {
   const issued: IssuedKey = issueKey({ name: 'ci', role: 'reader', expiresIn: '90d' }, new Date(), { hash: 'edge' });
   const creds = parseCredentials(new Map([['authorization', `Bearer ${issued.token}`]]));
   return creds.method + issued.record.id + issued.recordJson;
+}
+
+export function forms(engine: Engine): string {
+  const issued: IssuedKey = engine.issueKey({ name: 'ci', role: 'reader' }, Date.now(), { hash: 'edge' });
+  const view: KeyRecordView = issued.record.toJSON();
+  const stored: KeyRecordJson = issued.record.toStorageJSON();
+  const text: string = issued.record.toStorageJsonString();
+  const pair: { [name: string]: string } = issued.headers;
+  const creds = engine.parseCredentials({ authorization: issued.authorizationBasic });
+  const d = new Engine('version = 1', { rehashOnUse: true }).authorize(issued.record, creds, { action: 'api.read' }, Date.now());
+  const r: Rehash | null = d.rehash;
+  const next: string | null | undefined = r?.run(Date.now());
+  return view.id + stored.secret_hash + text + Object.keys(pair).join() + issued.authorizationBearer + String(next);
+}
+
+export function explain(engine: Engine, record: KeyRecord): string {
+  const a: Authority = engine.explain(record, null, Date.now());
+  const roles: { [role: string]: string[] } = engine.roles();
+  const scopes: { [scope: string]: string } = engine.scopes();
+  return a.scopes.join() + String(a.max_concurrent) + Object.keys(roles).join() + Object.keys(scopes).join();
 }

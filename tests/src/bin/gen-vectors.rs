@@ -12,6 +12,7 @@ use keycel::record::{AccountScope, KeyKind, KeyRecord, PreviousSecret, UserRecor
 use keycel::test_rng::TestRng;
 use keycel::time::{Duration, Timestamp};
 use keycel::token::{IssuedKey, TokenFormat};
+use keycel_conformance::forms::{check_record_forms, record_forms_path, RecordFormCase, RecordForms};
 use keycel_conformance::{
     repo_root, run, Case, Expect, ManagementCase, ManagementExpect, NewKeySpec, TokenSet, Vector,
 };
@@ -455,6 +456,42 @@ fn concurrency() -> R<Vector> {
     Ok(g.finish("In-flight limits: default 5 per key (Finout), per-key override, 429 with Retry-After; denied requests take no lease."))
 }
 
+/// Records in every shape the public form must carry (or drop): API and personal, some and
+/// all accounts, expiry, rotation grace (the previous hash), limits, metadata, inactive.
+fn record_forms() -> R<RecordForms> {
+    let mut g = Gen::new(11)?;
+    let later = g.now.plus(Duration::from_secs(90 * 86_400));
+    g.key("api-all", "integration", |_| {})?;
+    g.key("personal-scoped", "viewer", |r| {
+        r.kind = KeyKind::Personal { user: "u_alice".into() };
+        r.accounts = AccountScope::Only(["acc_1".to_string(), "acc_2".to_string()].into_iter().collect());
+        r.expires_at = Some(later);
+        r.max_concurrent = Some(3);
+        r.metadata = [("team".to_string(), "finance".to_string())].into_iter().collect();
+        r.scopes = ["api.write".to_string()].into_iter().collect();
+    })?;
+    let old = g.hash.hash(b"the secret before rotation", &mut g.rng).map_err(|e| e.to_string())?;
+    let now = g.now;
+    g.key("rotated-inactive", "reader", |r| {
+        r.description = "mid-rotation, switched off".into();
+        r.previous_secret = Some(PreviousSecret { hash: old, valid_until: now.plus(Duration::from_secs(3600)) });
+        r.rotated_at = Some(now);
+        r.active = false;
+        r.version = 4;
+    })?;
+    let cases = g
+        .keys
+        .iter()
+        .map(|r| RecordFormCase { name: r.name.clone(), storage: r.to_storage_value(), public: r.to_public_value() })
+        .collect();
+    Ok(RecordForms {
+        description: "A key record as stored (with its argon2id hashes) and the public form every runtime's \
+            to_dict() / toJSON() / CLI shows for it: every field but the hashes."
+            .to_string(),
+        cases,
+    })
+}
+
 /// A management case: `actor` does `op` on `target` (a label) or creates `key`.
 fn mgmt(
     name: &str,
@@ -701,6 +738,18 @@ fn delegation() -> R<Vector> {
 }
 
 fn main() -> Result<(), String> {
+    let forms = record_forms()?;
+    let failures = check_record_forms(&forms);
+    if !failures.is_empty() {
+        return Err(format!("record forms:\n{}", failures.join("\n")));
+    }
+    let path = record_forms_path();
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    let json = serde_json::to_string_pretty(&forms).map_err(|e| e.to_string())?;
+    std::fs::write(&path, json + "\n").map_err(|e| e.to_string())?;
+    println!("tests/vectors/forms/records.json: {} cases", forms.cases.len());
     let dir = repo_root().join("tests/vectors");
     let all = [
         ("credentials", credentials()?),
