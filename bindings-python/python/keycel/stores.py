@@ -1,7 +1,8 @@
 """The store protocol for keeping keys in your own database, and a reference implementation.
 
 A store holds two collections, ``"keys"`` and ``"users"``, of JSON documents (the records'
-stable JSON, as ``KeyRecord.to_json()`` writes it) by id. Implement four methods and pass the
+stable JSON, as ``KeyRecord.to_json()`` writes it) by id, and a third, ``"retired"``, of small
+tombstones (``{"id": ...}``) for deleted key ids, so an id is never issued twice. Implement four methods and pass the
 object as ``store=`` to :class:`keycel.Keyring` or :class:`keycel.Engine`::
 
     class PgStore:
