@@ -20,8 +20,11 @@ pub type Outcome = Result<(), String>;
 /// Makes a fresh, empty store for one case.
 pub type Factory<'a> = &'a dyn Fn() -> Result<Box<dyn Store>, String>;
 
+/// One case: it gets a fresh, empty store.
+pub type Case = fn(&dyn Store) -> Outcome;
+
 /// Every case, by name.
-pub const CASES: &[(&str, fn(&dyn Store) -> Outcome)] = &[
+pub const CASES: &[(&str, Case)] = &[
     ("round_trip", round_trip),
     ("duplicate_insert_refused", duplicate_insert_refused),
     ("ids_never_reused", ids_never_reused),
