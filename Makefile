@@ -34,6 +34,8 @@ test-nostd: setup-rust
 
 test-rust: setup-rust setup-postgres
 	$(CARGO) test --workspace
+	# Revocation latency across processes is asserted optimized (argon2 on the 401 path).
+	$(CARGO) test --release -p keycel-postgres --test processes -- --nocapture
 
 # The policy tests through the CLI, as an operator would run them.
 test-policies: test-rust

@@ -23,6 +23,8 @@ fn _keycel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<decision::Lease>()?;
     m.add_class::<stores::MemoryStore>()?;
     m.add_class::<stores::SqliteStore>()?;
+    m.add_class::<stores::PostgresStore>()?;
+    m.add_function(wrap_pyfunction!(stores::_store_conformance, m)?)?;
     m.add_class::<keyring::Keyring>()?;
     m.add_class::<engine::Engine>()?;
     m.add_class::<decision::Ready>()?;

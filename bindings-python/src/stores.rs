@@ -43,12 +43,28 @@ impl MemoryStore {
     }
 }
 
-/// A key store in one SQLite file (WAL mode, atomic changes, safe across processes).
+/// A key store in one SQLite file (WAL mode, atomic changes, safe across processes). With
+/// `cache=True` (default) `authorize` reads records from memory; `PRAGMA data_version`,
+/// checked on every lookup, drops them when any other connection or process commits.
 #[pyclass(frozen, module = "keycel._keycel", name = "SqliteStore")]
-#[derive(Debug)]
 pub(crate) struct SqliteStore {
-    pub(crate) inner: Arc<keycel::sqlite::SqliteStore>,
+    pub(crate) inner: Arc<dyn Store>,
     path: Option<String>,
+    cached: bool,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).field("cached", &self.cached).finish_non_exhaustive()
+    }
+}
+
+fn sqlite_handle(store: keycel::sqlite::SqliteStore, cache: bool) -> PyResult<Arc<dyn Store>> {
+    let store = Arc::new(store);
+    if !cache {
+        return Ok(store);
+    }
+    Ok(Arc::new(keycel::sqlite::cached(store).map_err(|e| store_error(&e))?))
 }
 
 fn open_error(e: &keycel::sqlite::OpenError) -> PyErr {
@@ -59,8 +75,8 @@ fn open_error(e: &keycel::sqlite::OpenError) -> PyErr {
 impl SqliteStore {
     /// Opens the store at `path`; with `create=True` (default) a missing file is created.
     #[new]
-    #[pyo3(signature = (path, *, create = true))]
-    fn py_new(py: Python<'_>, path: std::path::PathBuf, create: bool) -> PyResult<Self> {
+    #[pyo3(signature = (path, *, create = true, cache = true))]
+    fn py_new(py: Python<'_>, path: std::path::PathBuf, create: bool, cache: bool) -> PyResult<Self> {
         let shown = path.display().to_string();
         let opened = detached(py, move || {
             if create {
@@ -70,14 +86,21 @@ impl SqliteStore {
             }
         })?;
         let inner = opened.map_err(|e| open_error(&e))?;
-        Ok(SqliteStore { inner: Arc::new(inner), path: Some(shown) })
+        Ok(SqliteStore { inner: sqlite_handle(inner, cache)?, path: Some(shown), cached: cache })
     }
 
     /// A private in-memory SQLite database (tests).
     #[staticmethod]
-    fn in_memory() -> PyResult<Self> {
+    #[pyo3(signature = (*, cache = true))]
+    fn in_memory(cache: bool) -> PyResult<Self> {
         let inner = keycel::sqlite::SqliteStore::in_memory().map_err(|e| open_error(&e))?;
-        Ok(SqliteStore { inner: Arc::new(inner), path: None })
+        Ok(SqliteStore { inner: sqlite_handle(inner, cache)?, path: None, cached: cache })
+    }
+
+    /// True when `authorize` lookups are served from the record cache.
+    #[getter]
+    fn cached(&self) -> bool {
+        self.cached
     }
 
     #[getter]
@@ -105,6 +128,112 @@ impl SqliteStore {
     fn __repr__(&self) -> String {
         format!("SqliteStore({:?})", self.path.as_deref().unwrap_or(":memory:"))
     }
+}
+
+/// A key store in a PostgreSQL database (tables `keycel_*`, created or migrated on connect).
+/// With `cache=True` (default) `authorize` reads records from memory, kept current by
+/// `LISTEN/NOTIFY`: a change committed by any process evicts the record here within
+/// milliseconds; if this process has not heard from the database for `bound_ms`, lookups read
+/// through (and fail closed, 503, while the database is down).
+#[pyclass(frozen, module = "keycel._keycel", name = "PostgresStore")]
+pub(crate) struct PostgresStore {
+    pub(crate) inner: Arc<dyn Store>,
+    live: Option<Arc<keycel_postgres::CachedPostgres>>,
+    database: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("database", &self.database).finish_non_exhaustive()
+    }
+}
+
+#[pymethods]
+impl PostgresStore {
+    /// Connects to `dsn` (`postgresql://user[:password]@host[:port]/db`).
+    #[new]
+    #[pyo3(signature = (dsn, *, cache = true, heartbeat_ms = 100, bound_ms = 500))]
+    fn py_new(py: Python<'_>, dsn: String, cache: bool, heartbeat_ms: u64, bound_ms: u64) -> PyResult<Self> {
+        if heartbeat_ms == 0 || bound_ms <= heartbeat_ms {
+            return Err(crate::errors::invalid_argument(
+                "bound_ms",
+                "heartbeat_ms must be positive and bound_ms larger than heartbeat_ms",
+            ));
+        }
+        let opened = detached(py, move || keycel_postgres::PostgresStore::connect(&dsn))?;
+        let store = Arc::new(opened.map_err(|e| store_error(&StoreError::from(e)))?);
+        let database = store.database().to_string();
+        if !cache {
+            return Ok(PostgresStore { inner: store, live: None, database });
+        }
+        let settings = keycel_postgres::CacheSettings {
+            heartbeat: std::time::Duration::from_millis(heartbeat_ms),
+            bound: std::time::Duration::from_millis(bound_ms),
+            ..keycel_postgres::CacheSettings::default()
+        };
+        let cached = Arc::new(keycel_postgres::CachedPostgres::new(store, settings).map_err(|e| store_error(&e))?);
+        // Start-up: give the listener a moment so the first requests already hit the cache.
+        let c = cached.clone();
+        detached(py, move || c.wait_live(std::time::Duration::from_secs(2)))?;
+        Ok(PostgresStore { inner: cached.clone(), live: Some(cached), database })
+    }
+
+    /// The database (without password).
+    #[getter]
+    fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// True while the record cache is trusted (always False without a cache).
+    #[getter]
+    fn cache_live(&self) -> bool {
+        self.live.as_ref().is_some_and(|c| c.is_live())
+    }
+
+    /// Waits until the record cache is live; False on timeout (or without a cache).
+    fn wait_live(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let Some(c) = self.live.clone() else { return Ok(false) };
+        let t = std::time::Duration::try_from_secs_f64(timeout.max(0.0))
+            .map_err(|e| crate::errors::invalid_argument("timeout", e.to_string()))?;
+        detached(py, move || c.wait_live(t))
+    }
+
+    /// Adds a key record as is (`StoreError(kind="already_exists")` if the id is or was used).
+    fn insert_key(&self, py: Python<'_>, record: &crate::records::KeyRecord) -> PyResult<()> {
+        raw::insert_key(py, self.inner.clone(), record)
+    }
+    /// Adds or replaces a user record as is.
+    fn put_user(&self, py: Python<'_>, user: &crate::records::UserRecord) -> PyResult<()> {
+        raw::put_user(py, self.inner.clone(), user)
+    }
+    /// A key record by client id, or None.
+    fn get_key(&self, py: Python<'_>, id: &str) -> PyResult<Option<crate::records::KeyRecord>> {
+        raw::get_key(py, self.inner.clone(), id)
+    }
+    /// A user record by id, or None.
+    fn get_user(&self, py: Python<'_>, id: &str) -> PyResult<Option<crate::records::UserRecord>> {
+        raw::get_user(py, self.inner.clone(), id)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("PostgresStore({:?})", self.database)
+    }
+}
+
+/// Runs core's store conformance suite: `factory()` must return a fresh, empty store
+/// (`MemoryStore`, `SqliteStore`, `PostgresStore` or a protocol object) per case. Returns the
+/// failures, `"case: problem"` (empty: the store conforms). For host-store authors and tests.
+#[pyfunction]
+pub(crate) fn _store_conformance(py: Python<'_>, factory: Py<PyAny>) -> PyResult<Vec<String>> {
+    detached(py, move || {
+        keycel::store::conformance::run(&|| {
+            Python::attach(|py| {
+                let obj = factory.bind(py).call0().map_err(|e| format!("factory raised: {e}"))?;
+                let handle = store_from(py, Some(&obj)).map_err(|e| format!("not a store: {e}"))?;
+                Ok(Box::new(handle.store) as Box<dyn Store>)
+            })
+        })
+    })
 }
 
 /// Direct record access on a built-in store (import/export, fixtures). Bypasses the
@@ -208,7 +337,7 @@ impl std::fmt::Debug for StoreHandle {
     }
 }
 
-/// `None` (a new in-memory store), `MemoryStore`, `SqliteStore`, or any object implementing
+/// `None` (a new in-memory store), `MemoryStore`, `SqliteStore`, `PostgresStore`, or any object implementing
 /// the protocol.
 pub(crate) fn store_from(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<StoreHandle> {
     let obj = match obj {
@@ -219,6 +348,8 @@ pub(crate) fn store_from(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyRe
     let store: Arc<dyn Store> = if let Ok(m) = obj.cast::<MemoryStore>() {
         m.get().inner.clone()
     } else if let Ok(s) = obj.cast::<SqliteStore>() {
+        s.get().inner.clone()
+    } else if let Ok(s) = obj.cast::<PostgresStore>() {
         s.get().inner.clone()
     } else {
         for m in ["get", "put", "delete", "list"] {

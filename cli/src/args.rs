@@ -42,7 +42,8 @@ pub struct Cli {
 /// Options every command accepts.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The SQLite store.
+    /// The store: a SQLite file (`keys.db`, `sqlite:keys.db`) or a PostgreSQL database
+    /// (`postgresql://user@host:5432/db`).
     #[arg(long, global = true, env = "KEYCEL_DB", default_value = "keycel.db")]
     pub db: PathBuf,
     /// Machine-readable JSON on stdout (and errors as JSON on stderr).
@@ -96,6 +97,26 @@ Examples:
     Demo(DemoArgs),
     /// Check the store file: SQLite integrity and every record's validity.
     Check,
+    /// Whole-store operations (copy between SQLite and PostgreSQL).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy every user and key to another store as they are (same ids and secret hashes: no
+    /// key is re-issued). Records already in the target must be identical.
+    #[command(
+        after_help = "Examples:\n  keycel store copy --from sqlite:keys.db --to postgresql://keycel@db.internal/app"
+    )]
+    Copy {
+        /// Source store (`sqlite:PATH`, a path, or `postgresql://...`).
+        #[arg(long)]
+        from: String,
+        /// Target store (created if it is a new SQLite file; a PostgreSQL database must exist).
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

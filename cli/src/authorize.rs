@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, a: &AuthorizeArgs) -> Result<(), CliError> {
     let req = request_of(a)?;
     let engine = ctx.engine()?;
     let store = ctx.open_store()?;
-    let auth = engine.authorize(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), &req, store.as_ref(), ctx.now);
+    let auth = engine.authorize(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), &req, &store, ctx.now);
     if ctx.json() {
         print_json(&decision_json(&auth));
     } else {

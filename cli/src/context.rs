@@ -10,7 +10,6 @@ use keycel::hash::{HashParams, HashPolicy};
 use keycel::keyring::{Actor, Keyring};
 use keycel::policy::PolicySet;
 use keycel::record::KeyRecord;
-use keycel::sqlite::SqliteStore;
 use keycel::store::{KeyFilter, Store};
 use keycel::time::Timestamp;
 use std::sync::Arc;
@@ -53,13 +52,19 @@ impl Ctx {
         Ok(Arc::new(Engine::with_config(policy, auth, None)?))
     }
 
-    /// The existing store (never creates one: a typo in --db must not yield an empty store).
-    pub fn open_store(&self) -> Result<Arc<SqliteStore>, CliError> {
-        Ok(Arc::new(SqliteStore::open(&self.global.db)?))
+    /// The existing store (never creates one: a typo in --db must not yield an empty store):
+    /// a SQLite file or a `postgresql://` database.
+    pub fn open_store(&self) -> Result<Arc<dyn Store>, CliError> {
+        crate::stores::open(&self.db_spec(), false)
+    }
+
+    /// `--db` as given.
+    pub fn db_spec(&self) -> String {
+        self.global.db.to_string_lossy().into_owned()
     }
 
     /// A keyring over the store, guarded by the engine (the policy's catalogue and roles).
-    pub fn keyring(&self, store: Arc<SqliteStore>, engine: &Arc<Engine>) -> Result<Keyring, CliError> {
+    pub fn keyring(&self, store: Arc<dyn Store>, engine: &Arc<Engine>) -> Result<Keyring, CliError> {
         let cfg = engine.authenticator().config();
         let kr = Keyring::new(store)
             .with_format(cfg.format.clone())

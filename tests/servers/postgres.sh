@@ -4,8 +4,12 @@
 # server command runs as the `postgres` system user (runuser); as any other user it runs as that
 # user. No mock: tests talk to a real server.
 #
-#   tests/servers/postgres.sh start            -> prints "DSN<TAB>DIR" (DIR is the handle)
+#   tests/servers/postgres.sh start [PID]      -> prints "DSN<TAB>DIR" (DIR is the handle); with PID,
+#                                                 a watchdog stops the cluster when PID exits
+#                                                 (a test binary that crashes leaks no server)
 #   tests/servers/postgres.sh restart DIR      -> fast restart on the same port (tests of reconnects)
+#   tests/servers/postgres.sh pause DIR        -> stops the server, keeps the cluster (outage tests)
+#   tests/servers/postgres.sh resume DIR       -> starts it again on the same port
 #   tests/servers/postgres.sh stop DIR         -> stops the server, deletes DIR
 #   tests/servers/postgres.sh run CMD ARGS...  -> starts, runs CMD with KEYCEL_TEST_PG_DSN set, stops
 set -euo pipefail
@@ -48,6 +52,10 @@ pg_start() {
     tries=$((tries + 1))
     if [ "$tries" -ge 3 ]; then cat "$dir/server.log" >&2; exit 1; fi
   done
+  if [ -n "${1:-}" ]; then
+    setsid bash -c 'while kill -0 "$1" 2>/dev/null && [ -d "$2" ]; do sleep 0.5; done; exec bash "$0" stop "$2"' \
+      "$0" "$1" "$dir" </dev/null >/dev/null 2>&1 &
+  fi
   printf 'postgresql://keycel@127.0.0.1:%s/postgres\t%s\n' "$port" "$dir"
 }
 
@@ -66,12 +74,26 @@ pg_restart() {
     restart >/dev/null
 }
 
+pg_pause() {
+  as_pg "$PGBIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null
+}
+
+pg_resume() {
+  local dir=$1 port
+  port=$(cat "$dir/port")
+  as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+    -o "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    start >/dev/null
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
-  start) pg_start ;;
+  start) pg_start "${1:-}" ;;
   stop) pg_stop "$1" ;;
   restart) pg_restart "$1" ;;
+  pause) pg_pause "$1" ;;
+  resume) pg_resume "$1" ;;
   run)
     line=$(pg_start)
     dsn=${line%%$'\t'*}

@@ -184,9 +184,14 @@ pub fn vector_files() -> Vec<PathBuf> {
 
 /// Runs a vector; returns one line per mismatch (empty when it conforms) and the case count.
 pub fn run(vector: &Vector) -> Result<(usize, Vec<String>), String> {
+    run_over(vector, &MemoryStore::new())
+}
+
+/// [`run`] over a given (empty) store: the same decisions whatever holds the records.
+pub fn run_over(vector: &Vector, store: &dyn Store) -> Result<(usize, Vec<String>), String> {
     let policy = PolicySet::load(repo_root().join(&vector.policy)).map_err(|e| e.to_string())?;
     let engine = Arc::new(Engine::new(policy).map_err(|e| e.to_string())?);
-    let store = MemoryStore::new();
+    let lookup = StoreLookup(store);
     for k in &vector.keys {
         let r = KeyRecord::from_value(k.clone()).map_err(|e| e.to_string())?;
         store.insert_key(&r).map_err(|e| e.to_string())?;
@@ -198,8 +203,9 @@ pub fn run(vector: &Vector) -> Result<(usize, Vec<String>), String> {
     let mut failures = Vec::new();
     for case in &vector.cases {
         let now = case.now.unwrap_or(vector.now);
-        let call =
-            || engine.authorize(case.headers.iter().map(|(a, b)| (a.as_str(), b.as_str())), &case.request, &store, now);
+        let call = || {
+            engine.authorize(case.headers.iter().map(|(a, b)| (a.as_str(), b.as_str())), &case.request, &lookup, now)
+        };
         let mut held = Vec::new();
         for i in 0..case.in_flight {
             let a = call();
@@ -334,6 +340,18 @@ pub fn run_management(vector: &Vector, engine: &Arc<Engine>, case: &ManagementCa
         return Err(format!("got {got:?}, want {:?} ({why})", case.expect));
     }
     Ok(())
+}
+
+/// `&dyn Store` as the engine's `Lookup` (a trait object is not itself `Sized`).
+struct StoreLookup<'a>(&'a dyn Store);
+
+impl keycel::engine::Lookup for StoreLookup<'_> {
+    fn key(&self, id: &str) -> Result<Option<std::sync::Arc<KeyRecord>>, keycel::store::StoreError> {
+        self.0.get_key_shared(id)
+    }
+    fn user(&self, id: &str) -> Result<Option<std::sync::Arc<UserRecord>>, keycel::store::StoreError> {
+        self.0.get_user_shared(id)
+    }
 }
 
 /// Notes `name` in `diffs` when the engine's value differs from the vector's.

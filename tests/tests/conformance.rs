@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use keycel_conformance::{run, vector_files, Vector};
+use keycel_conformance::{run, run_over, vector_files, Vector};
 
 #[test]
 fn every_vector_conforms() {
@@ -38,5 +38,19 @@ fn public_record_forms_match_the_vectors() {
     let forms: RecordForms = serde_json::from_str(&std::fs::read_to_string(record_forms_path()).unwrap()).unwrap();
     assert!(forms.cases.len() >= 3, "only {} record form cases", forms.cases.len());
     let failures = check_record_forms(&forms);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The same vectors, decided over the SQLite store behind its record cache.
+#[test]
+fn every_vector_conforms_over_cached_sqlite() {
+    let mut failures = Vec::new();
+    for f in vector_files() {
+        let v: Vector = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        let store =
+            keycel::sqlite::cached(std::sync::Arc::new(keycel::sqlite::SqliteStore::in_memory().unwrap())).unwrap();
+        let (_, fails) = run_over(&v, &store).unwrap();
+        failures.extend(fails.into_iter().map(|x| format!("{}: {x}", f.display())));
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

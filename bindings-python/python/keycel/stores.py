@@ -2,8 +2,10 @@
 
 A store holds two collections, ``"keys"`` and ``"users"``, of JSON documents by id: the
 records' *storage* form, as ``KeyRecord.to_storage_json()`` writes it (with the argon2id hash;
-``to_json()`` / ``to_dict()`` give the public form, without it). Implement four methods and pass
-the object as ``store=`` to :class:`keycel.Keyring` or :class:`keycel.Engine`::
+``to_json()`` / ``to_dict()`` give the public form, without it), and a third, ``"retired"``, of
+small tombstones (``{"id": ...}``) for deleted key ids, so an id is never issued twice.
+Implement four methods and pass the object as ``store=`` to :class:`keycel.Keyring` or
+:class:`keycel.Engine`::
 
     class PgStore:
         def get(self, collection: str, id: str) -> str | None: ...

@@ -8,8 +8,10 @@
 //! Every record is validated on the way in and again on the way out.
 
 mod schema;
+mod watch;
 
 pub use schema::{latest as latest_schema_version, Migration, APPLICATION_ID, MIGRATIONS};
+pub use watch::{cached, DataVersion};
 
 use crate::record::{KeyRecord, RecordError, UserRecord};
 use crate::store::{KeyFilter, Store, StoreError};
@@ -175,6 +177,14 @@ impl SqliteStore {
     /// Changes how long a write waits for other processes' locks.
     pub fn set_busy_timeout(&self, timeout: StdDuration) -> Result<(), StoreError> {
         self.lock().busy_timeout(timeout).map_err(backend)
+    }
+
+    /// SQLite's `PRAGMA data_version`: changes whenever another connection (any process)
+    /// commits to the file. Cheap; the record cache checks it on every lookup.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("PRAGMA data_version").map_err(backend)?;
+        stmt.query_row([], |r| r.get(0)).map_err(backend)
     }
 
     /// The schema version of the file.

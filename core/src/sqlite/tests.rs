@@ -279,3 +279,44 @@ fn keyring_runs_over_sqlite() {
     kr.delete(&op, rec.id.as_str(), now).unwrap();
     assert_eq!(s.get_key(rec.id.as_str()).unwrap(), None);
 }
+
+#[test]
+fn sqlite_store_conforms() {
+    let failures = crate::store::conformance::run(&|| {
+        SqliteStore::in_memory().map(|s| Box::new(s) as Box<dyn Store>).map_err(|e| e.to_string())
+    });
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn cached_sqlite_store_conforms() {
+    let failures = crate::store::conformance::run(&|| {
+        let s = Arc::new(SqliteStore::in_memory().map_err(|e| e.to_string())?);
+        Ok(Box::new(cached(s).map_err(|e| e.to_string())?) as Box<dyn Store>)
+    });
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Another connection's change (another process's CLI) is seen by the next lookup.
+#[test]
+fn cache_sees_other_connections_changes_on_the_next_lookup() {
+    let (_dir, path) = temp_db("cache");
+    let server = cached(Arc::new(SqliteStore::create(&path).unwrap())).unwrap();
+    let cli = SqliteStore::open(&path).unwrap();
+    let k = key(1, KeyKind::Api);
+    cli.insert_key(&k).unwrap();
+    let a = server.get_key_shared(k.id.as_str()).unwrap().unwrap();
+    let b = server.get_key_shared(k.id.as_str()).unwrap().unwrap();
+    assert!(Arc::ptr_eq(&a, &b), "second lookup is a cache hit");
+    let mut off = k.clone();
+    off.active = false;
+    off.version = 2;
+    cli.update_key(&off, 1).unwrap();
+    assert!(!server.get_key_shared(k.id.as_str()).unwrap().unwrap().active, "deactivation seen at once");
+    cli.delete_key(k.id.as_str()).unwrap();
+    assert!(server.get_key_shared(k.id.as_str()).unwrap().is_none(), "deletion seen at once");
+    cli.put_user(&user("u_1")).unwrap();
+    assert!(server.get_user_shared("u_1").unwrap().is_some());
+    cli.remove_user("u_1").unwrap();
+    assert!(server.get_user_shared("u_1").unwrap().is_none(), "user removal seen at once");
+}

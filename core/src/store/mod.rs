@@ -3,6 +3,12 @@
 //! list of JSON documents) that hosts can implement in any language, adapted to [`Store`] by
 //! [`SimpleAdapter`] so the version checks stay here, in core.
 
+pub mod cached;
+#[cfg(any(test, feature = "test-util", feature = "store-conformance"))]
+pub mod conformance;
+
+pub use cached::{AlwaysFresh, CachedStore, Freshness, RecordCache};
+
 use crate::record::{KeyKind, KeyRecord, RecordError, UserRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -98,6 +104,43 @@ pub trait Store: Send + Sync {
     fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
 }
 
+/// A shared store is a store (so an `Arc<dyn Store>` can be passed where a `Lookup` is taken).
+impl<T: Store + ?Sized> Store for Arc<T> {
+    fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).get_key(id)
+    }
+    fn get_key_shared(&self, id: &str) -> Result<Option<Arc<KeyRecord>>, StoreError> {
+        (**self).get_key_shared(id)
+    }
+    fn get_user_shared(&self, id: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        (**self).get_user_shared(id)
+    }
+    fn insert_key(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        (**self).insert_key(record)
+    }
+    fn update_key(&self, record: &KeyRecord, expected_version: u64) -> Result<(), StoreError> {
+        (**self).update_key(record, expected_version)
+    }
+    fn delete_key(&self, id: &str) -> Result<bool, StoreError> {
+        (**self).delete_key(id)
+    }
+    fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        (**self).list_keys(filter)
+    }
+    fn get_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        (**self).get_user(id)
+    }
+    fn put_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        (**self).put_user(user)
+    }
+    fn remove_user(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        (**self).remove_user(id)
+    }
+    fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        (**self).list_users()
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     keys: BTreeMap<String, Arc<KeyRecord>>,
@@ -140,6 +183,7 @@ impl Store for MemoryStore {
     }
 
     fn insert_key(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        record.validate().map_err(StoreError::Corrupt)?;
         let mut s = self.write();
         let id = record.id.as_str();
         if s.keys.contains_key(id) || s.retired.contains(id) {
@@ -150,6 +194,7 @@ impl Store for MemoryStore {
     }
 
     fn update_key(&self, record: &KeyRecord, expected_version: u64) -> Result<(), StoreError> {
+        record.validate().map_err(StoreError::Corrupt)?;
         let mut s = self.write();
         let id = record.id.as_str();
         let cur = s.keys.get_mut(id).ok_or_else(|| StoreError::NotFound(id.to_string()))?;
@@ -178,6 +223,7 @@ impl Store for MemoryStore {
     }
 
     fn put_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        user.validate().map_err(StoreError::Corrupt)?;
         self.write().users.insert(user.id.clone(), Arc::new(user.clone()));
         Ok(())
     }
@@ -213,6 +259,8 @@ pub enum Collection {
     Keys,
     /// User records, by user id.
     Users,
+    /// Deleted key ids (`{"id": ..}` tombstones), so an id is never issued twice.
+    Retired,
 }
 
 impl Collection {
@@ -221,6 +269,7 @@ impl Collection {
         match self {
             Collection::Keys => "keys",
             Collection::Users => "users",
+            Collection::Retired => "retired",
         }
     }
 }
@@ -251,20 +300,27 @@ fn parse_user(json: &str) -> Result<UserRecord, StoreError> {
     UserRecord::from_json(json).map_err(StoreError::Corrupt)
 }
 
+fn retire_simple<S: SimpleStore>(store: &S, id: &str) -> Result<(), StoreError> {
+    let doc = serde_json::json!({ "id": id }).to_string();
+    store.put(Collection::Retired, id, &doc)
+}
+
 impl<S: SimpleStore> Store for SimpleAdapter<S> {
     fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         self.0.get(Collection::Keys, id)?.map(|j| parse_key(&j)).transpose()
     }
 
     fn insert_key(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        record.validate().map_err(StoreError::Corrupt)?;
         let id = record.id.as_str();
-        if self.0.get(Collection::Keys, id)?.is_some() {
+        if self.0.get(Collection::Keys, id)?.is_some() || self.0.get(Collection::Retired, id)?.is_some() {
             return Err(StoreError::AlreadyExists(id.to_string()));
         }
         self.0.put(Collection::Keys, id, &record.to_json())
     }
 
     fn update_key(&self, record: &KeyRecord, expected_version: u64) -> Result<(), StoreError> {
+        record.validate().map_err(StoreError::Corrupt)?;
         let id = record.id.as_str();
         let cur = self.get_key(id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         if cur.version != expected_version {
@@ -273,7 +329,13 @@ impl<S: SimpleStore> Store for SimpleAdapter<S> {
         self.0.put(Collection::Keys, id, &record.to_json())
     }
 
+    /// The tombstone goes first: if deleting then fails, the key still exists and the id is
+    /// already reserved, which is safe; the other order could free the id for reuse.
     fn delete_key(&self, id: &str) -> Result<bool, StoreError> {
+        if self.0.get(Collection::Keys, id)?.is_none() {
+            return Ok(false);
+        }
+        retire_simple(&self.0, id)?;
         self.0.delete(Collection::Keys, id)
     }
 
@@ -294,6 +356,7 @@ impl<S: SimpleStore> Store for SimpleAdapter<S> {
     }
 
     fn put_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        user.validate().map_err(StoreError::Corrupt)?;
         let json = serde_json::to_string(user).map_err(|e| StoreError::Backend(e.to_string()))?;
         self.0.put(Collection::Users, &user.id, &json)
     }
@@ -308,6 +371,7 @@ impl<S: SimpleStore> Store for SimpleAdapter<S> {
         }
         let mut ids = Vec::new();
         for r in doomed {
+            retire_simple(&self.0, r.id.as_str())?;
             self.0.delete(Collection::Keys, r.id.as_str())?;
             ids.push(r.id.as_str().to_string());
         }
