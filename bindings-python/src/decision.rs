@@ -45,7 +45,7 @@ impl Ready {
 pub(crate) struct LeaseCell {
     id: u64,
     key_id: Arc<str>,
-    expires_at: keycel::Timestamp,
+    expires_at: Option<keycel::Timestamp>,
     inner: Mutex<Option<keycel::limiter::Lease>>,
 }
 
@@ -70,8 +70,9 @@ impl LeaseCell {
 }
 
 /// One request in flight for a key (the per-key concurrency limit). Release it when the
-/// request ends: `with`/`async with`, `release()`, or dropping the last reference. A lease
-/// that is never released (lost) is reclaimed after `expires_at`.
+/// request ends: `with`/`async with`, `release()`, or dropping the last reference (garbage
+/// collection releases it, so a Python lease cannot be lost). A live lease never expires:
+/// the slot is held as long as the request holds this object (`expires_at` is None).
 #[pyclass(frozen, module = "keycel._keycel", name = "Lease")]
 #[derive(Debug)]
 pub(crate) struct Lease {
@@ -95,8 +96,8 @@ impl Lease {
         &self.cell.key_id
     }
     #[getter]
-    fn expires_at(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        datetime(py, self.cell.expires_at)
+    fn expires_at(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.cell.expires_at.map(|t| datetime(py, t)).transpose()
     }
     #[getter]
     fn released(&self) -> bool {

@@ -1,12 +1,14 @@
 //! A concurrency lease handed to JS: one request in flight for a key.
 
 use crate::convert;
+use crate::error::JsResult;
 use wasm_bindgen::prelude::*;
 
 /// One request in flight. Call `release()` when the response is done (in a `finally`).
-/// A lease that is never released (lost handle, crashed handler) frees its slot once
-/// `expiresAt` has passed; freeing the handle (`free()`, `using`, or garbage collection)
-/// also releases it.
+/// A holder that runs longer than the policy's `lease_ttl` (a stream, a WebSocket) calls
+/// `renew(now)` before `expiresAt`; a lease that is neither released nor renewed (lost
+/// handle, crashed handler) frees its slot once `expiresAt` has passed; freeing the handle
+/// (`free()`, `using`, or garbage collection) also releases it.
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct Lease {
@@ -18,7 +20,8 @@ pub struct Lease {
 
 impl Lease {
     pub(crate) fn new(lease: keycel::limiter::Lease) -> Self {
-        Lease { id: lease.id(), key_id: lease.key_id().to_string(), expires_at: lease.expires_at(), inner: Some(lease) }
+        let expires_at = lease.expires_at().unwrap_or(keycel::Timestamp::saturating_from_unix(i64::MAX));
+        Lease { id: lease.id(), key_id: lease.key_id().to_string(), expires_at, inner: Some(lease) }
     }
 }
 
@@ -28,6 +31,18 @@ impl Lease {
     /// released, or reclaimed after its expiry.
     pub fn release(&mut self) -> bool {
         self.inner.take().is_some_and(keycel::limiter::Lease::release)
+    }
+
+    /// Keeps the slot of a live holder: moves `expiresAt` to `now + lease_ttl`. False when
+    /// the lease was released or already reclaimed as lost (it no longer counts).
+    pub fn renew(&mut self, #[wasm_bindgen(unchecked_param_type = "TimeInput")] now: JsValue) -> JsResult<bool> {
+        let now = convert::timestamp(&now, "now")?;
+        let Some(lease) = self.inner.as_mut() else { return Ok(false) };
+        let renewed = lease.renew(now);
+        if let Some(t) = lease.expires_at() {
+            self.expires_at = t;
+        }
+        Ok(renewed)
     }
 
     /// True once released.

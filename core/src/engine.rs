@@ -258,7 +258,7 @@ impl Engine {
         let mut out =
             Authorization { decision, lease: None, key: None, user: None, authenticated: Some(authenticated) };
         if out.decision.allowed {
-            match self.limiter.acquire(record.id.as_str(), record.max_concurrent, now) {
+            match self.limiter.acquire_configured(record.id.as_str(), record.max_concurrent, now) {
                 Ok(lease) => out.lease = Some(lease),
                 Err(busy) => {
                     out.decision =
