@@ -86,7 +86,7 @@ pub(crate) fn pack(d: &Decision, method: Option<&str>) -> String {
 /// The decision, its response body, and (from `authorize`) the lease and authentication facts.
 pub(crate) fn to_js(
     d: &Decision,
-    lease: Option<keycel::limiter::Lease>,
+    lease: Option<keycel::admission::Lease>,
     auth: Option<&keycel::Authenticated>,
 ) -> JsValue {
     glue::make_decision(

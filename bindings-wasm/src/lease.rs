@@ -12,14 +12,14 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct Lease {
-    inner: Option<keycel::limiter::Lease>,
+    inner: Option<keycel::admission::Lease>,
     id: u64,
     key_id: String,
     expires_at: keycel::Timestamp,
 }
 
 impl Lease {
-    pub(crate) fn new(lease: keycel::limiter::Lease) -> Self {
+    pub(crate) fn new(lease: keycel::admission::Lease) -> Self {
         let expires_at = lease.expires_at().unwrap_or(keycel::Timestamp::saturating_from_unix(i64::MAX));
         Lease { id: lease.id(), key_id: lease.key_id().to_string(), expires_at, inner: Some(lease) }
     }
@@ -30,7 +30,7 @@ impl Lease {
     /// Releases the slot. True when this call released it; false when it was already
     /// released, or reclaimed after its expiry.
     pub fn release(&mut self) -> bool {
-        self.inner.take().is_some_and(keycel::limiter::Lease::release)
+        self.inner.take().is_some_and(keycel::admission::Lease::release)
     }
 
     /// Keeps the slot of a live holder: moves `expiresAt` to `now + lease_ttl`. False when

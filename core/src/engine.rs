@@ -1,19 +1,21 @@
 //! The engine: credentials → lookup → authentication → account scope → rules → lease.
 //!
 //! Order, fixed: authentication (401) → account scope (404, byte-identical to a missing
-//! resource) → forbid rules (403) → allow rules → default deny (403) → concurrency lease (429).
-//! A denied request never takes a lease. Every outcome is a [`Decision`]; a rule whose
+//! resource) → forbid rules (403) → allow rules → default deny (403) → admission (429; 503 when
+//! a shared backend is unreachable and fails closed). A denied request never takes a lease nor
+//! reaches an admission backend. Every outcome is a [`Decision`]; a rule whose
 //! evaluation fails denies and says why (fail closed).
 //!
 //! Compile once, evaluate many: the engine holds the compiled rules and one root CEL context
 //! with keycel's functions; a request only adds a resolver over the borrowed records.
 
+use crate::admission::{Admission, Lease, LocalAdmission, Ticket};
 use crate::auth::{AuthConfig, Authenticated, Authenticator};
 use crate::credentials::Credentials;
 use crate::decision::{codes, Decision, Messages};
 use crate::hash::{HashParams, HashPolicy};
 use crate::keyring::{actions, Actor, ManagementGuard, Target};
-use crate::limiter::{Lease, Limiter, LimiterConfig};
+use crate::limiter::{Limiter, LimiterConfig};
 use crate::policy::facts::Facts;
 use crate::policy::{functions, Effect, Native, PolicyError, PolicySet, Rule};
 use crate::record::{KeyKind, KeyRecord, RecordError, UserRecord};
@@ -97,6 +99,8 @@ pub struct Engine {
     root: cel::Context<'static, 'static>,
     auth: Authenticator,
     limiter: Limiter,
+    /// Where budgets are counted; process-local (over `limiter`) unless the host chose one.
+    admission: Arc<dyn Admission>,
 }
 
 impl fmt::Debug for Engine {
@@ -104,6 +108,7 @@ impl fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("policy", &self.policy.origin())
             .field("auth", &self.auth)
+            .field("admission", &self.admission.name())
             .finish_non_exhaustive()
     }
 }
@@ -170,7 +175,22 @@ impl Engine {
         auth.credentials.validate().map_err(|e| EngineError::Config(e.to_string()))?;
         let root = functions::root_context().map_err(|e| EngineError::Config(e.to_string()))?;
         let auth = Authenticator::new(auth).map_err(|e| EngineError::Config(e.to_string()))?;
-        Ok(Engine { policy, root, auth, limiter: Limiter::new(limiter) })
+        let limiter = Limiter::new(limiter);
+        let admission: Arc<dyn Admission> = Arc::new(LocalAdmission::over(limiter.clone()));
+        Ok(Engine { policy, root, auth, limiter, admission })
+    }
+
+    /// Counts budgets in `admission` instead of this process's memory (e.g. a
+    /// [`crate::admission::SqliteAdmission`] shared by a machine's worker processes).
+    #[must_use]
+    pub fn with_admission(mut self, admission: Arc<dyn Admission>) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// Where budgets are counted.
+    pub fn admission(&self) -> &Arc<dyn Admission> {
+        &self.admission
     }
 
     /// The default policy with default settings.
@@ -188,7 +208,7 @@ impl Engine {
         &self.auth
     }
 
-    /// The per-key lease counters.
+    /// This process's lease counters (the default admission's; a shared admission keeps its own).
     pub fn limiter(&self) -> &Limiter {
         &self.limiter
     }
@@ -258,12 +278,17 @@ impl Engine {
         let mut out =
             Authorization { decision, lease: None, key: None, user: None, authenticated: Some(authenticated) };
         if out.decision.allowed {
-            match self.limiter.acquire_configured(record.id.as_str(), record.max_concurrent, now) {
-                Ok(lease) => out.lease = Some(lease),
-                Err(busy) => {
-                    out.decision =
-                        Decision::busy(self.messages(), record.id.as_str(), busy.retry_after_secs, busy.limit)
+            let ticket = Ticket { key_id: record.id.as_str(), max_concurrent: record.max_concurrent };
+            match self.admission.admit(&ticket, now) {
+                Ok(lease) => {
+                    if let Some(backend) = lease.fallback_from() {
+                        out.decision
+                            .reason
+                            .push_str(&format!("; {backend} admission unreachable: counted in this process only"));
+                    }
+                    out.lease = Some(lease)
                 }
+                Err(refusal) => out.decision = refusal.decision(self.messages(), record.id.as_str()),
             }
         }
         out
