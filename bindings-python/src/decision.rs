@@ -46,11 +46,11 @@ pub(crate) struct LeaseCell {
     id: u64,
     key_id: Arc<str>,
     expires_at: Option<keycel::Timestamp>,
-    inner: Mutex<Option<keycel::limiter::Lease>>,
+    inner: Mutex<Option<keycel::admission::Lease>>,
 }
 
 impl LeaseCell {
-    fn new(lease: keycel::limiter::Lease) -> Self {
+    fn new(lease: keycel::admission::Lease) -> Self {
         LeaseCell {
             id: lease.id(),
             key_id: lease.key_id_shared(),
@@ -61,7 +61,7 @@ impl LeaseCell {
 
     fn release(&self) -> bool {
         let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        taken.is_some_and(keycel::limiter::Lease::release)
+        taken.is_some_and(keycel::admission::Lease::release)
     }
 
     fn released(&self) -> bool {
@@ -156,7 +156,7 @@ impl Decision {
 
     pub(crate) fn full(
         inner: keycel::Decision,
-        lease: Option<keycel::limiter::Lease>,
+        lease: Option<keycel::admission::Lease>,
         key: Option<Arc<keycel::KeyRecord>>,
         needs_rehash: bool,
     ) -> Self {

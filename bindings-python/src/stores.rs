@@ -55,6 +55,13 @@ fn open_error(e: &keycel::sqlite::OpenError) -> PyErr {
     store_error(&StoreError::Backend(e.to_string()))
 }
 
+impl SqliteStore {
+    /// The database file, when not in memory (SQLite admission shares it).
+    pub(crate) fn file(&self) -> Option<std::path::PathBuf> {
+        self.inner.path().map(std::path::Path::to_path_buf)
+    }
+}
+
 #[pymethods]
 impl SqliteStore {
     /// Opens the store at `path`; with `create=True` (default) a missing file is created.

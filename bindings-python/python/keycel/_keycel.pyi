@@ -39,6 +39,7 @@ HeaderValue = Union[str, bytes]
 HeadersArg = Union[Mapping[str, str], Mapping[bytes, bytes], Iterable[Tuple[HeaderValue, HeaderValue]], Any]
 """A dict, any mapping with items() (Starlette Headers, Django request.headers), or pairs."""
 StoreArg = Union["MemoryStore", "SqliteStore", DocumentStore, None]
+AdmissionArg = Union[str, "RedisAdmission", None]
 ActorArg = Union[str, "KeyRecord", "Decision", None]
 """None (the keyring's operator), an operator name, a KeyRecord, or an allowed Decision."""
 
@@ -326,13 +327,23 @@ class Engine:
         policy: Union[str, os.PathLike[str], Mapping[str, Any], None] = None,
         *,
         store: StoreArg = None,
+        admission: AdmissionArg = None,
     ) -> None: ...
     @staticmethod
-    def from_file(path: Union[str, os.PathLike[str]], *, store: StoreArg = None) -> Engine: ...
+    def from_file(
+        path: Union[str, os.PathLike[str]], *, store: StoreArg = None, admission: AdmissionArg = None
+    ) -> Engine: ...
     @staticmethod
-    def from_toml(source: str, *, origin: str = "<string>", store: StoreArg = None) -> Engine: ...
+    def from_toml(
+        source: str, *, origin: str = "<string>", store: StoreArg = None, admission: AdmissionArg = None
+    ) -> Engine: ...
     @staticmethod
-    def from_dict(policy: Mapping[str, Any], origin: str = "<dict>", store: StoreArg = None) -> Engine: ...
+    def from_dict(
+        policy: Mapping[str, Any], origin: str = "<dict>", store: StoreArg = None, admission: AdmissionArg = None
+    ) -> Engine: ...
+    @property
+    def admission(self) -> str:
+        """Where budgets are counted: "local", "sqlite" (or "redis")."""
     @property
     def store(self) -> Any: ...
     @property
@@ -370,3 +381,12 @@ class Engine:
         operator: str = "python",
         audit: Optional[Callable[[Dict[str, Any]], object]] = None,
     ) -> Keyring: ...
+
+
+class RedisAdmission:
+    """Count per-key budgets in Redis, shared by every server using it. ``fail``: "deny"
+    (503 while Redis is unreachable, the default) or "local" (count in this process)."""
+
+    def __init__(self, url: str, *, fail: str = "deny", timeout: float = 0.5) -> None: ...
+    @property
+    def fail(self) -> str: ...
