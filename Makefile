@@ -7,7 +7,7 @@ export CARGO_TERM_COLOR := never
 
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo test setup-rust setup-postgres test-rust test-nostd test-policies test-python test-wasm test-fuzz fuzz fmt lint bench
+.PHONY: demo test setup-rust setup-postgres setup-redis test-icount test-rust test-nostd test-policies test-python test-wasm test-fuzz fuzz fmt lint bench
 
 setup-rust:
 	rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -32,10 +32,23 @@ lint: setup-rust
 test-nostd: setup-rust
 	$(CARGO) build -p keycel --no-default-features --target x86_64-unknown-none
 
-test-rust: setup-rust setup-postgres
+# Redis admission's tests start Debian's redis-server on 127.0.0.1 (installed when missing).
+setup-redis:
+	if ! command -v redis-server >/dev/null; then
+	  apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null
+	  # The packaged service is not needed: tests start their own server on a free port.
+	  (systemctl disable --now redis-server || service redis-server stop || true) >/dev/null 2>&1
+	fi
+
+test-rust: setup-rust setup-postgres setup-redis
 	$(CARGO) test --workspace
 	# Revocation latency across processes is asserted optimized (argon2 on the 401 path).
 	$(CARGO) test --release -p keycel-postgres --test processes -- --nocapture
+
+# Instruction count of `authorize` with process-local admission (callgrind, deterministic):
+# fails when it grows more than 10% over core/icount/authorize.expected.
+test-icount: setup-rust
+	bash core/icount/check.sh
 
 # The policy tests through the CLI, as an operator would run them.
 test-policies: test-rust
@@ -50,13 +63,13 @@ test-fuzz:
 fuzz:
 	$(MAKE) -C fuzz fuzz SECONDS_EACH=$(or $(SECONDS_EACH),300)
 
-test-python: setup-postgres
+test-python: setup-postgres setup-redis
 	$(MAKE) -C bindings-python test
 
 test-wasm:
 	$(MAKE) -C bindings-wasm test
 
-test: lint test-nostd test-rust test-policies test-python test-wasm test-fuzz
+test: lint test-nostd test-rust test-icount test-policies test-python test-wasm test-fuzz
 	@echo "make test: all suites passed"
 
 bench:

@@ -13,7 +13,9 @@ Routes:
     GET  /v1/accounts/{account_id}/missing     404 with the same body as an out-of-scope account
 
 Environment: KEYCEL_DB (SQLite store path; default: an empty in-memory store),
-KEYCEL_POLICY (policy file; default: keycel's built-in default policy).
+KEYCEL_POLICY (policy file; default: keycel's built-in default policy), KEYCEL_REDIS (a
+redis:// URL: count per-key budgets in Redis, shared by every server; KEYCEL_REDIS_FAIL =
+deny | local says what to do while it is unreachable).
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ def build_engine() -> keycel.Engine:
     db = os.environ.get("KEYCEL_DB")
     store: Any = keycel.SqliteStore(db) if db else keycel.MemoryStore()
     policy = os.environ.get("KEYCEL_POLICY")
-    return keycel.Engine(policy, store=store)
+    redis = os.environ.get("KEYCEL_REDIS")
+    # With a SQLite file the budget is shared by this machine's workers automatically; with
+    # Redis, by every server using it.
+    admission: Any = keycel.RedisAdmission(redis, fail=os.environ.get("KEYCEL_REDIS_FAIL", "deny")) if redis else None
+    return keycel.Engine(policy, store=store, admission=admission)
 
 
 engine = build_engine()

@@ -45,12 +45,12 @@ impl Ready {
 pub(crate) struct LeaseCell {
     id: u64,
     key_id: Arc<str>,
-    expires_at: keycel::Timestamp,
-    inner: Mutex<Option<keycel::limiter::Lease>>,
+    expires_at: Option<keycel::Timestamp>,
+    inner: Mutex<Option<keycel::admission::Lease>>,
 }
 
 impl LeaseCell {
-    fn new(lease: keycel::limiter::Lease) -> Self {
+    fn new(lease: keycel::admission::Lease) -> Self {
         LeaseCell {
             id: lease.id(),
             key_id: lease.key_id_shared(),
@@ -61,7 +61,7 @@ impl LeaseCell {
 
     fn release(&self) -> bool {
         let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        taken.is_some_and(keycel::limiter::Lease::release)
+        taken.is_some_and(keycel::admission::Lease::release)
     }
 
     fn released(&self) -> bool {
@@ -70,8 +70,9 @@ impl LeaseCell {
 }
 
 /// One request in flight for a key (the per-key concurrency limit). Release it when the
-/// request ends: `with`/`async with`, `release()`, or dropping the last reference. A lease
-/// that is never released (lost) is reclaimed after `expires_at`.
+/// request ends: `with`/`async with`, `release()`, or dropping the last reference (garbage
+/// collection releases it, so a Python lease cannot be lost). A live lease never expires:
+/// the slot is held as long as the request holds this object (`expires_at` is None).
 #[pyclass(frozen, module = "keycel._keycel", name = "Lease")]
 #[derive(Debug)]
 pub(crate) struct Lease {
@@ -95,8 +96,8 @@ impl Lease {
         &self.cell.key_id
     }
     #[getter]
-    fn expires_at(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        datetime(py, self.cell.expires_at)
+    fn expires_at(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.cell.expires_at.map(|t| datetime(py, t)).transpose()
     }
     #[getter]
     fn released(&self) -> bool {
@@ -155,7 +156,7 @@ impl Decision {
 
     pub(crate) fn full(
         inner: keycel::Decision,
-        lease: Option<keycel::limiter::Lease>,
+        lease: Option<keycel::admission::Lease>,
         key: Option<Arc<keycel::KeyRecord>>,
         needs_rehash: bool,
     ) -> Self {

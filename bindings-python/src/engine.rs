@@ -81,6 +81,7 @@ impl Engine {
         py: Python<'_>,
         policy: Result<PolicySet, PolicyError>,
         store: Option<&Bound<'_, PyAny>>,
+        admission: Option<&Bound<'_, PyAny>>,
         rehash_on_use: bool,
     ) -> PyResult<Self> {
         let policy = policy.map_err(|e| policy_error(&e))?;
@@ -91,6 +92,10 @@ impl Engine {
         let c = &engine.authenticator().config().credentials;
         let headers = HeaderFilter::new(["authorization", c.client_id_header.as_str(), c.secret_header.as_str()]);
         let store = store_from(py, store)?;
+        let engine = match crate::admission::choose(py, admission, &store, engine.limiter().config())? {
+            Some(shared) => engine.with_admission(shared),
+            None => engine,
+        };
         let rehasher = Rehasher::new(Arc::clone(&store.store));
         Ok(Engine { inner: Arc::new(engine), store, headers, offload: Mutex::new(None), rehasher })
     }
@@ -235,64 +240,68 @@ impl Engine {
     /// `rehash_on_use`: upgrade a hash made with outdated argon2 parameters through the store
     /// after its key's first successful use, on a background thread (never failing the request).
     #[new]
-    #[pyo3(signature = (policy = None, *, store = None, rehash_on_use = false))]
+    #[pyo3(signature = (policy = None, *, store = None, admission = None, rehash_on_use = false))]
     fn py_new(
         py: Python<'_>,
         policy: Option<&Bound<'_, PyAny>>,
         store: Option<&Bound<'_, PyAny>>,
+        admission: Option<&Bound<'_, PyAny>>,
         rehash_on_use: bool,
     ) -> PyResult<Self> {
         match policy.filter(|p| !p.is_none()) {
-            None => Self::build(py, PolicySet::default_policy(), store, rehash_on_use),
-            Some(p) if p.hasattr("items")? => Self::from_dict(py, p, "<dict>", store, rehash_on_use),
+            None => Self::build(py, PolicySet::default_policy(), store, admission, rehash_on_use),
+            Some(p) if p.hasattr("items")? => Self::from_dict(py, p, "<dict>", store, admission, rehash_on_use),
             Some(p) => {
                 let path: std::path::PathBuf =
                     p.extract().map_err(|_| invalid_argument("policy", "policy must be a path, a dict or None"))?;
-                Self::from_file(py, path, store, rehash_on_use)
+                Self::from_file(py, path, store, admission, rehash_on_use)
             }
         }
     }
 
     /// Loads a TOML (or `.json`) policy file.
     #[staticmethod]
-    #[pyo3(signature = (path, *, store = None, rehash_on_use = false))]
+    #[pyo3(signature = (path, *, store = None, admission = None, rehash_on_use = false))]
     fn from_file(
         py: Python<'_>,
         path: std::path::PathBuf,
         store: Option<&Bound<'_, PyAny>>,
+        admission: Option<&Bound<'_, PyAny>>,
         rehash_on_use: bool,
     ) -> PyResult<Self> {
         let policy = detached(py, move || PolicySet::load(&path))?;
-        Self::build(py, policy, store, rehash_on_use)
+        Self::build(py, policy, store, admission, rehash_on_use)
     }
 
     /// Parses a TOML policy; `origin` names it in errors.
     #[staticmethod]
-    #[pyo3(signature = (source, *, origin = "<string>", store = None, rehash_on_use = false))]
+    #[pyo3(signature = (source, *, origin = "<string>", store = None, admission = None, rehash_on_use = false))]
     fn from_toml(
         py: Python<'_>,
         source: &str,
         origin: &str,
         store: Option<&Bound<'_, PyAny>>,
+        admission: Option<&Bound<'_, PyAny>>,
         rehash_on_use: bool,
     ) -> PyResult<Self> {
         let policy = detached(py, || PolicySet::from_toml_str(source, origin))?;
-        Self::build(py, policy, store, rehash_on_use)
+        Self::build(py, policy, store, admission, rehash_on_use)
     }
 
     /// Builds from a dict with the same structure as the TOML file.
     #[staticmethod]
-    #[pyo3(signature = (policy, origin = "<dict>", store = None, *, rehash_on_use = false))]
+    #[pyo3(signature = (policy, origin = "<dict>", store = None, admission = None, *, rehash_on_use = false))]
     fn from_dict(
         py: Python<'_>,
         policy: &Bound<'_, PyAny>,
         origin: &str,
         store: Option<&Bound<'_, PyAny>>,
+        admission: Option<&Bound<'_, PyAny>>,
         rehash_on_use: bool,
     ) -> PyResult<Self> {
         let value = to_json(policy, "policy")?;
         let policy = detached(py, || PolicySet::from_json_value(value, origin))?;
-        Self::build(py, policy, store, rehash_on_use)
+        Self::build(py, policy, store, admission, rehash_on_use)
     }
 
     /// True when the engine upgrades outdated hashes on use.
@@ -519,9 +528,18 @@ impl Engine {
         keycel::Decision::not_found_body(self.inner.messages())
     }
 
-    /// Requests in flight (leases held) for a key.
-    fn in_flight(&self, key_id: &str) -> usize {
-        self.inner.limiter().in_flight(key_id)
+    /// Requests in flight (leases held) for a key, as the engine's admission counts them
+    /// (across processes with SQLite admission).
+    fn in_flight(&self, py: Python<'_>, key_id: &str) -> PyResult<usize> {
+        let r = detached(py, || self.inner.admission().in_flight(key_id))?;
+        r.map_err(|e| crate::admission::admission_error(&e))
+    }
+
+    /// Where budgets are counted: `"local"` (this process) or `"sqlite"` (every process
+    /// sharing the store's file).
+    #[getter]
+    fn admission(&self) -> &'static str {
+        self.inner.admission().name()
     }
 
     /// Empties the verified-secret cache (the next request per key runs argon2 again).

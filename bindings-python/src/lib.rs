@@ -1,6 +1,7 @@
 //! Python binding of keycel (`keycel._keycel`). It converts values and maps errors; every
 //! decision is made in core. The pure-Python package `keycel` wraps this module.
 
+mod admission;
 mod convert;
 mod decision;
 mod engine;
@@ -25,6 +26,7 @@ fn _keycel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stores::SqliteStore>()?;
     m.add_class::<stores::PostgresStore>()?;
     m.add_function(wrap_pyfunction!(stores::_store_conformance, m)?)?;
+    m.add_class::<admission::RedisAdmission>()?;
     m.add_class::<keyring::Keyring>()?;
     m.add_class::<engine::Engine>()?;
     m.add_class::<decision::Ready>()?;

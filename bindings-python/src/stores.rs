@@ -50,6 +50,8 @@ impl MemoryStore {
 pub(crate) struct SqliteStore {
     pub(crate) inner: Arc<dyn Store>,
     path: Option<String>,
+    /// The database file (SQLite admission shares it); `None` in memory.
+    file: Option<std::path::PathBuf>,
     cached: bool,
 }
 
@@ -71,6 +73,13 @@ fn open_error(e: &keycel::sqlite::OpenError) -> PyErr {
     store_error(&StoreError::Backend(e.to_string()))
 }
 
+impl SqliteStore {
+    /// The database file, when not in memory (SQLite admission shares it).
+    pub(crate) fn file(&self) -> Option<std::path::PathBuf> {
+        self.file.clone()
+    }
+}
+
 #[pymethods]
 impl SqliteStore {
     /// Opens the store at `path`; with `create=True` (default) a missing file is created.
@@ -86,7 +95,8 @@ impl SqliteStore {
             }
         })?;
         let inner = opened.map_err(|e| open_error(&e))?;
-        Ok(SqliteStore { inner: sqlite_handle(inner, cache)?, path: Some(shown), cached: cache })
+        let file = inner.path().map(std::path::Path::to_path_buf);
+        Ok(SqliteStore { inner: sqlite_handle(inner, cache)?, path: Some(shown), file, cached: cache })
     }
 
     /// A private in-memory SQLite database (tests).
@@ -94,7 +104,7 @@ impl SqliteStore {
     #[pyo3(signature = (*, cache = true))]
     fn in_memory(cache: bool) -> PyResult<Self> {
         let inner = keycel::sqlite::SqliteStore::in_memory().map_err(|e| open_error(&e))?;
-        Ok(SqliteStore { inner: sqlite_handle(inner, cache)?, path: None, cached: cache })
+        Ok(SqliteStore { inner: sqlite_handle(inner, cache)?, path: None, file: None, cached: cache })
     }
 
     /// True when `authorize` lookups are served from the record cache.

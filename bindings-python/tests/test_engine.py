@@ -302,16 +302,28 @@ def test_dropping_a_decision_releases_its_lease(engine: keycel.Engine) -> None:
     assert engine.in_flight(rec.id) == 0
 
 
-def test_lease_expiry_reclaims_a_lost_slot(engine: keycel.Engine) -> None:
-    rec, token = make(engine, max_concurrent=1)
-    held = engine.authorize(bearer(token), "api.read", now=NOW)
-    assert held.allowed and held.lease is not None
-    assert held.lease.expires_at == NOW + timedelta(seconds=60)
-    assert engine.authorize(bearer(token), "api.read", now=NOW + timedelta(seconds=30)).status == 429
-    later = engine.authorize(bearer(token), "api.read", now=NOW + timedelta(seconds=61))
-    assert later.allowed  # the lost lease expired and its slot was reclaimed
-    assert held.lease.release() is False  # already reclaimed
-    later.release()
+def test_a_live_lease_never_expires() -> None:
+    """Issue 12: with lease_ttl = 3s, ten 10-second requests ran at once on a key limited to 5.
+    A Python lease is released when its object goes away, so a live one keeps its slot."""
+    src = DEFAULT_POLICY.read_text().replace('lease_ttl = "60s"', 'lease_ttl = "3s"')
+    assert 'lease_ttl = "3s"' in src
+    e = keycel.Engine.from_toml(src)
+    issued = e.keyring(hash=CHEAP).create("slow", role="reader", now=NOW)
+    headers = bearer(issued.token)
+    running: List[Tuple[int, keycel.Decision]] = []
+    statuses = []
+    for start in range(10):  # one request a second, each running 10 s
+        running = [(s, d) for (s, d) in running if start < s + 10]
+        d = e.authorize(headers, "api.read", now=NOW + timedelta(seconds=start))
+        statuses.append(d.status)
+        if d.allowed:
+            assert d.lease is not None and d.lease.expires_at is None
+            running.append((start, d))
+        assert len(running) <= 5
+        assert e.in_flight(issued.client_id) == len(running)
+    assert statuses == [200] * 5 + [429] * 5
+    running.clear()
+    assert e.in_flight(issued.client_id) == 0
 
 
 def test_denied_requests_take_no_lease(engine: keycel.Engine) -> None:

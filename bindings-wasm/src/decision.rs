@@ -86,7 +86,7 @@ pub(crate) fn pack(d: &Decision, method: Option<&str>) -> String {
 /// The decision, its response body, and (from `authorize`) the lease and authentication facts.
 pub(crate) fn to_js(
     d: &Decision,
-    lease: Option<keycel::limiter::Lease>,
+    lease: Option<keycel::admission::Lease>,
     auth: Option<&keycel::Authenticated>,
 ) -> JsValue {
     to_js_with_rehash(d, lease, auth, JsValue::NULL)
@@ -95,7 +95,7 @@ pub(crate) fn to_js(
 /// [`to_js`] with the pending hash upgrade (`rehashOnUse`), a `Rehash` handle or null.
 pub(crate) fn to_js_with_rehash(
     d: &Decision,
-    lease: Option<keycel::limiter::Lease>,
+    lease: Option<keycel::admission::Lease>,
     auth: Option<&keycel::Authenticated>,
     rehash: JsValue,
 ) -> JsValue {

@@ -10,8 +10,9 @@ use crate::keys::Issuer;
 use crate::records::{KeyRecord, UserRecord};
 use crate::rehash::Rehash;
 use keycel::decision::Decision;
-use keycel::engine::{auth_config_for, EngineError, Request};
+use keycel::engine::{auth_config_for, limiter_config_for, EngineError, Request};
 use keycel::keyring::ManagementGuard;
+use keycel::limiter::LimiterConfig;
 use keycel::policy::{PolicyError, PolicySet};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -115,6 +116,7 @@ impl Engine {
         }
         .map_err(|e| policy_error(&e))?;
         let mut auth = auth_config_for(&set).map_err(|e| engine_error(&e))?;
+        let limits = wasm_limiter(&set).map_err(|e| engine_error(&e))?;
         if let Some(n) = opts.cache_capacity {
             if n > MAX_CACHE_CAPACITY {
                 return Err(
@@ -126,7 +128,7 @@ impl Engine {
         if let Some(ttl) = &opts.cache_ttl {
             auth.cache.ttl = Some(ttl.duration("cacheTtl")?);
         }
-        let inner = keycel::engine::Engine::with_config(set, auth, None)
+        let inner = keycel::engine::Engine::with_config(set, auth, Some(limits))
             .map_err(|e| engine_error(&e))?
             .rehash_on_use(opts.rehash_on_use);
         Ok(Engine { inner: Arc::new(inner) })
@@ -135,7 +137,10 @@ impl Engine {
     /// The default policy shipped with keycel (`policies/default.toml`).
     #[wasm_bindgen(js_name = defaultPolicy)]
     pub fn default_policy() -> JsResult<Engine> {
-        let inner = keycel::engine::Engine::default_policy().map_err(|e| engine_error(&e))?;
+        let set = PolicySet::default_policy().map_err(|e| policy_error(&e))?;
+        let auth = auth_config_for(&set).map_err(|e| engine_error(&e))?;
+        let limits = wasm_limiter(&set).map_err(|e| engine_error(&e))?;
+        let inner = keycel::engine::Engine::with_config(set, auth, Some(limits)).map_err(|e| engine_error(&e))?;
         Ok(Engine { inner: Arc::new(inner) })
     }
 
@@ -393,4 +398,11 @@ impl Engine {
     pub fn origin(&self) -> String {
         self.inner.policy().origin().to_string()
     }
+}
+
+/// The policy's limits with renewable leases: a JS handle can be lost without being freed
+/// (no finalizer runs), so a lease here is live while its holder renews it (`lease.renew`),
+/// and reclaimed `lease_ttl` after the last renewal otherwise.
+fn wasm_limiter(set: &PolicySet) -> Result<LimiterConfig, EngineError> {
+    Ok(LimiterConfig { hold_while_alive: false, ..limiter_config_for(set)? })
 }

@@ -1,24 +1,27 @@
 //! A concurrency lease handed to JS: one request in flight for a key.
 
 use crate::convert;
+use crate::error::JsResult;
 use wasm_bindgen::prelude::*;
 
 /// One request in flight. Call `release()` when the response is done (in a `finally`).
-/// A lease that is never released (lost handle, crashed handler) frees its slot once
-/// `expiresAt` has passed; freeing the handle (`free()`, `using`, or garbage collection)
-/// also releases it.
+/// A holder that runs longer than the policy's `lease_ttl` (a stream, a WebSocket) calls
+/// `renew(now)` before `expiresAt`; a lease that is neither released nor renewed (lost
+/// handle, crashed handler) frees its slot once `expiresAt` has passed; freeing the handle
+/// (`free()`, `using`, or garbage collection) also releases it.
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct Lease {
-    inner: Option<keycel::limiter::Lease>,
+    inner: Option<keycel::admission::Lease>,
     id: u64,
     key_id: String,
     expires_at: keycel::Timestamp,
 }
 
 impl Lease {
-    pub(crate) fn new(lease: keycel::limiter::Lease) -> Self {
-        Lease { id: lease.id(), key_id: lease.key_id().to_string(), expires_at: lease.expires_at(), inner: Some(lease) }
+    pub(crate) fn new(lease: keycel::admission::Lease) -> Self {
+        let expires_at = lease.expires_at().unwrap_or(keycel::Timestamp::saturating_from_unix(i64::MAX));
+        Lease { id: lease.id(), key_id: lease.key_id().to_string(), expires_at, inner: Some(lease) }
     }
 }
 
@@ -27,7 +30,19 @@ impl Lease {
     /// Releases the slot. True when this call released it; false when it was already
     /// released, or reclaimed after its expiry.
     pub fn release(&mut self) -> bool {
-        self.inner.take().is_some_and(keycel::limiter::Lease::release)
+        self.inner.take().is_some_and(keycel::admission::Lease::release)
+    }
+
+    /// Keeps the slot of a live holder: moves `expiresAt` to `now + lease_ttl`. False when
+    /// the lease was released or already reclaimed as lost (it no longer counts).
+    pub fn renew(&mut self, #[wasm_bindgen(unchecked_param_type = "TimeInput")] now: JsValue) -> JsResult<bool> {
+        let now = convert::timestamp(&now, "now")?;
+        let Some(lease) = self.inner.as_mut() else { return Ok(false) };
+        let renewed = lease.renew(now);
+        if let Some(t) = lease.expires_at() {
+            self.expires_at = t;
+        }
+        Ok(renewed)
     }
 
     /// True once released.

@@ -196,6 +196,24 @@ describe('seed 000-002 (Finout)', () => {
     assert.equal(call(eng, { 'x-keycel-client-id': k.clientId, 'x-keycel-secret-key': k.secretKey }, k.record, READ).status, 401);
   });
 
+  test('a live holder that renews keeps its slot; one that stops is reclaimed (issue 12)', () => {
+    const k = issue({ name: 'renewing', role: 'reader', maxConcurrent: 2 });
+    const creds = engine.parseCredentials({ authorization: `Bearer ${k.token}` });
+    const live = engine.authorize(k.record, creds, READ, NOW).lease;
+    const lost = engine.authorize(k.record, creds, READ, NOW).lease;
+    for (let s = 30; s <= 300; s += 30) assert.equal(live.renew(NOW + s * 1000), true);
+    assert.equal(live.expiresAt, Math.floor(NOW / 1000) * 1000 + 360_000);
+    // 300 s later: the renewed lease still counts, the lost one (60 s TTL) was reclaimed.
+    const next = engine.authorize(k.record, creds, READ, NOW + 300_000);
+    assert.equal(next.status, 200);
+    assert.equal(engine.authorize(k.record, creds, READ, NOW + 300_000).status, 429, 'the renewed lease was reclaimed');
+    assert.equal(lost.renew(NOW + 300_000), false, 'a reclaimed lease cannot be renewed');
+    assert.equal(live.release(), true);
+    assert.equal(live.renew(NOW + 300_000), false, 'released');
+    next.lease.release();
+    assert.equal(engine.inFlight(k.clientId), 0);
+  });
+
   test('five concurrent requests per API key; 429 with Retry-After; leases expire', () => {
     const k = issue({ name: 'busy', role: 'reader' });
     const creds = engine.parseCredentials({ authorization: `Bearer ${k.token}` });

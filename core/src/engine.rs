@@ -1,19 +1,21 @@
 //! The engine: credentials → lookup → authentication → account scope → rules → lease.
 //!
 //! Order, fixed: authentication (401) → account scope (404, byte-identical to a missing
-//! resource) → forbid rules (403) → allow rules → default deny (403) → concurrency lease (429).
-//! A denied request never takes a lease. Every outcome is a [`Decision`]; a rule whose
+//! resource) → forbid rules (403) → allow rules → default deny (403) → admission (429; 503 when
+//! a shared backend is unreachable and fails closed). A denied request never takes a lease nor
+//! reaches an admission backend. Every outcome is a [`Decision`]; a rule whose
 //! evaluation fails denies and says why (fail closed).
 //!
 //! Compile once, evaluate many: the engine holds the compiled rules and one root CEL context
 //! with keycel's functions; a request only adds a resolver over the borrowed records.
 
+use crate::admission::{Admission, Lease, LocalAdmission, Ticket};
 use crate::auth::{AuthConfig, AuthFailure, AuthStep, Authenticated, Authenticator};
 use crate::credentials::Credentials;
 use crate::decision::{codes, Decision, Messages};
 use crate::hash::{HashParams, HashPolicy};
 use crate::keyring::is_management_action;
-use crate::limiter::{Lease, Limiter, LimiterConfig};
+use crate::limiter::{Limiter, LimiterConfig};
 use crate::policy::facts::Facts;
 use crate::policy::{functions, Effect, Native, PolicyError, PolicySet, Rule};
 use crate::record::{KeyKind, KeyRecord, UserRecord};
@@ -109,6 +111,8 @@ pub struct Engine {
     default_max_concurrent: u32,
     pub(crate) budget: Arc<dyn FailureBudget>,
     pub(crate) rehash: Option<Arc<RehashClaims>>,
+    /// Where budgets are counted; process-local (over `limiter`) unless the host chose one.
+    admission: Arc<dyn Admission>,
 }
 
 impl fmt::Debug for Engine {
@@ -116,6 +120,7 @@ impl fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("policy", &self.policy.origin())
             .field("auth", &self.auth)
+            .field("admission", &self.admission.name())
             .finish_non_exhaustive()
     }
 }
@@ -192,7 +197,9 @@ impl Engine {
         let auth = Authenticator::new(auth).map_err(|e| EngineError::Config(e.to_string()))?;
         let default_max_concurrent = limiter.default_limit;
         let budget = Arc::new(LocalBudget::new(throttle_config_for(&policy)?));
-        Ok(Engine { policy, root, auth, limiter: Limiter::new(limiter), default_max_concurrent, budget, rehash: None })
+        let limiter = Limiter::new(limiter);
+        let admission: Arc<dyn Admission> = Arc::new(LocalAdmission::over(limiter.clone()));
+        Ok(Engine { policy, root, auth, limiter, default_max_concurrent, budget, rehash: None, admission })
     }
 
     /// Keeps failed-authentication budgets elsewhere (e.g. a store shared by every process
@@ -205,6 +212,19 @@ impl Engine {
     /// Where failed-authentication budgets are kept.
     pub fn failure_budget(&self) -> &Arc<dyn FailureBudget> {
         &self.budget
+    }
+
+    /// Counts budgets in `admission` instead of this process's memory (e.g. a
+    /// [`crate::admission::SqliteAdmission`] shared by a machine's worker processes).
+    #[must_use]
+    pub fn with_admission(mut self, admission: Arc<dyn Admission>) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// Where budgets are counted.
+    pub fn admission(&self) -> &Arc<dyn Admission> {
+        &self.admission
     }
 
     /// The default policy with default settings.
@@ -235,7 +255,7 @@ impl Engine {
         &self.auth
     }
 
-    /// The per-key lease counters.
+    /// This process's lease counters (the default admission's; a shared admission keeps its own).
     pub fn limiter(&self) -> &Limiter {
         &self.limiter
     }
@@ -320,12 +340,17 @@ impl Engine {
         // A management check (the host asking before a keyring call) takes no data-plane slot:
         // management has its own bounds (the argon2 gate, the per-user token cap).
         if out.decision.allowed && !is_management_action(&request.action) {
-            match self.limiter.acquire(record.id.as_str(), record.max_concurrent, now) {
-                Ok(lease) => out.lease = Some(lease),
-                Err(busy) => {
-                    out.decision =
-                        Decision::busy(self.messages(), record.id.as_str(), busy.retry_after_secs, busy.limit)
+            let ticket = Ticket { key_id: record.id.as_str(), max_concurrent: record.max_concurrent };
+            match self.admission.admit(&ticket, now) {
+                Ok(lease) => {
+                    if let Some(backend) = lease.fallback_from() {
+                        out.decision
+                            .reason
+                            .push_str(&format!("; {backend} admission unreachable: counted in this process only"));
+                    }
+                    out.lease = Some(lease)
                 }
+                Err(refusal) => out.decision = refusal.decision(self.messages(), record.id.as_str()),
             }
         }
         out

@@ -27,6 +27,8 @@ pub mod token;
 pub mod test_rng;
 
 #[cfg(feature = "std")]
+pub mod admission;
+#[cfg(feature = "std")]
 pub mod audit;
 #[cfg(feature = "std")]
 pub mod cache;

@@ -1,9 +1,18 @@
 //! Per-key in-flight limits (Finout: five concurrent requests per API key).
 //!
 //! A [`Lease`] is one request in flight; it releases on drop, including during unwinding.
-//! Each lease also has an expiry, so a host that cannot guarantee release (a lease held across
-//! an FFI boundary and lost) gets its slot back once the expiry passes: expired leases are
-//! reclaimed when the key is next at its limit. Never more than the limit in flight.
+//!
+//! Only *lost* leases are reclaimed; a live holder keeps its slot however long it runs (a
+//! download, a WebSocket). Two kinds, chosen by [`LimiterConfig::hold_while_alive`]:
+//! - **held** (default for the engine): the slot is held exactly as long as the [`Lease`]
+//!   value lives. Rust's drop (and a binding's garbage collector, which drops the value)
+//!   releases it, so a lease cannot be lost without being released; nothing expires.
+//! - **renewable** ([`Limiter::acquire`], and hosts whose handles may be lost without being
+//!   dropped, e.g. JS objects across the WASM boundary): the slot carries a deadline
+//!   `lease_ttl` ahead; a live holder calls [`Lease::renew`] before it passes, and a lease
+//!   that stopped renewing (lost) is reclaimed after it, when the key is next at its limit.
+//!
+//! Never more than the limit in flight.
 
 use crate::time::{Duration, Timestamp};
 use std::collections::HashMap;
@@ -18,22 +27,38 @@ pub const DEFAULT_LIMIT: u32 = 5;
 pub struct LimiterConfig {
     /// Limit for keys without their own `max_concurrent`.
     pub default_limit: u32,
-    /// How long a lease may be held before it can be reclaimed.
+    /// How long a renewable lease may go without renewal before it counts as lost.
     pub lease_ttl: Duration,
     /// `Retry-After` seconds sent with a 429.
     pub retry_after_secs: u32,
+    /// The engine's leases are held while their value lives (true: hosts that always drop
+    /// what they lose, Rust and Python) or renewable with a deadline (false: hosts whose
+    /// handles can be lost without a drop, e.g. WASM).
+    pub hold_while_alive: bool,
 }
 
 impl Default for LimiterConfig {
     fn default() -> Self {
-        LimiterConfig { default_limit: DEFAULT_LIMIT, lease_ttl: Duration::from_secs(60), retry_after_secs: 1 }
+        LimiterConfig {
+            default_limit: DEFAULT_LIMIT,
+            lease_ttl: Duration::from_secs(60),
+            retry_after_secs: 1,
+            hold_while_alive: true,
+        }
     }
 }
 
 #[derive(Debug, Default)]
 struct Slot {
-    /// (lease id, expiry) of every lease in flight.
-    held: Vec<(u64, Timestamp)>,
+    /// (lease id, deadline) of every lease in flight; `None`: held while its value lives.
+    held: Vec<(u64, Option<Timestamp>)>,
+}
+
+impl Slot {
+    /// Drops the leases whose deadline passed (lost: they stopped renewing).
+    fn reclaim(&mut self, now: Timestamp) {
+        self.held.retain(|(_, deadline)| deadline.is_none_or(|d| d > now));
+    }
 }
 
 #[derive(Debug, Default)]
@@ -69,7 +94,8 @@ pub struct Lease {
     slot: Arc<Mutex<Slot>>,
     id: u64,
     key_id: Arc<str>,
-    expires_at: Timestamp,
+    expires_at: Option<Timestamp>,
+    ttl: Duration,
     released: bool,
 }
 
@@ -89,9 +115,33 @@ impl Lease {
         Arc::clone(&self.key_id)
     }
 
-    /// After this instant the slot can be reclaimed even if never released.
-    pub fn expires_at(&self) -> Timestamp {
+    /// After this instant the slot can be reclaimed unless renewed; `None` for a held lease
+    /// (it never expires while its value lives).
+    pub fn expires_at(&self) -> Option<Timestamp> {
         self.expires_at
+    }
+
+    /// A live holder keeps a renewable slot: moves its deadline to `now + lease_ttl`.
+    /// False when the lease was already released or reclaimed (it was treated as lost: the
+    /// holder no longer counts against the limit). A held lease stays held (true).
+    pub fn renew(&mut self, now: Timestamp) -> bool {
+        if self.released {
+            return false;
+        }
+        if self.expires_at.is_none() {
+            return true;
+        }
+        let deadline = now.plus(self.ttl);
+        let mut slot = lock(&self.slot);
+        match slot.held.iter_mut().find(|(id, _)| *id == self.id) {
+            Some((_, d)) => {
+                *d = Some(deadline);
+                drop(slot);
+                self.expires_at = Some(deadline);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Releases now (same as dropping). Returns false when the slot had already been
@@ -133,8 +183,23 @@ impl Limiter {
         &self.config
     }
 
-    /// Takes a slot for `key_id` under `limit` (the key's own, else the default).
+    /// Takes a renewable slot for `key_id` under `limit` (the key's own, else the default):
+    /// reclaimed `lease_ttl` after `now` unless renewed.
     pub fn acquire(&self, key_id: &str, limit: Option<u32>, now: Timestamp) -> Result<Lease, Busy> {
+        self.take(key_id, limit, now, false)
+    }
+
+    /// Takes a slot held while the returned value lives (never reclaimed by expiry).
+    pub fn acquire_held(&self, key_id: &str, limit: Option<u32>, now: Timestamp) -> Result<Lease, Busy> {
+        self.take(key_id, limit, now, true)
+    }
+
+    /// The kind of lease the configuration asks for ([`LimiterConfig::hold_while_alive`]).
+    pub fn acquire_configured(&self, key_id: &str, limit: Option<u32>, now: Timestamp) -> Result<Lease, Busy> {
+        self.take(key_id, limit, now, self.config.hold_while_alive)
+    }
+
+    fn take(&self, key_id: &str, limit: Option<u32>, now: Timestamp, held: bool) -> Result<Lease, Busy> {
         let limit = limit.unwrap_or(self.config.default_limit).max(1);
         let (name, slot) = {
             let mut keys = lock(&self.inner.keys);
@@ -149,18 +214,19 @@ impl Limiter {
             }
         };
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let expires_at = now.plus(self.config.lease_ttl);
+        let ttl = self.config.lease_ttl;
+        let expires_at = if held { None } else { Some(now.plus(ttl)) };
         {
             let mut s = lock(&slot);
             if s.held.len() >= limit as usize {
-                s.held.retain(|(_, exp)| *exp > now);
+                s.reclaim(now);
             }
             if s.held.len() >= limit as usize {
                 return Err(Busy { limit, retry_after_secs: self.config.retry_after_secs });
             }
             s.held.push((id, expires_at));
         }
-        Ok(Lease { slot, id, key_id: name, expires_at, released: false })
+        Ok(Lease { slot, id, key_id: name, expires_at, ttl, released: false })
     }
 
     /// Leases in flight for a key (expired ones included until reclaimed).
@@ -182,7 +248,7 @@ impl Limiter {
         keys.retain(|_, slot| {
             let mut s = lock(slot);
             let before = s.held.len();
-            s.held.retain(|(_, exp)| *exp > now);
+            s.reclaim(now);
             reclaimed += before - s.held.len();
             !s.held.is_empty() || Arc::strong_count(slot) > 1
         });
@@ -232,5 +298,54 @@ mod tests {
         assert_eq!(l.in_flight("kc_a"), 1);
         drop(again);
         assert_eq!(l.reclaim_expired(t(100)), 0);
+    }
+
+    fn short_ttl() -> Limiter {
+        Limiter::new(LimiterConfig { lease_ttl: Duration::from_secs(3), ..LimiterConfig::default() })
+    }
+
+    /// Issue 12: with `lease_ttl = 3s`, ten 10-second requests ran at once on a key limited
+    /// to 5. A held lease lives as long as its value.
+    #[test]
+    fn a_live_held_lease_never_expires() {
+        let l = short_ttl();
+        let live: Vec<_> = (0..5).map(|_| l.acquire_configured("kc_a", Some(5), t(0)).unwrap()).collect();
+        assert!(live.iter().all(|x| x.expires_at().is_none()));
+        for s in [3, 10, 1_000_000] {
+            assert!(l.acquire_configured("kc_a", Some(5), t(s)).is_err(), "a live lease was reclaimed at {s}s");
+            assert_eq!(l.reclaim_expired(t(s)), 0);
+        }
+        assert_eq!(l.in_flight("kc_a"), 5);
+        drop(live);
+        assert_eq!(l.in_flight("kc_a"), 0);
+    }
+
+    /// A renewable lease whose holder renews keeps its slot; one that stopped renewing is lost
+    /// and reclaimed after its deadline; renewing it afterwards says so.
+    #[test]
+    fn renewing_holders_keep_their_slot_lost_ones_are_reclaimed() {
+        let l = short_ttl();
+        let mut live = l.acquire("kc_a", Some(2), t(0)).unwrap();
+        let mut lost = l.acquire("kc_a", Some(2), t(0)).unwrap();
+        for s in 1..=10 {
+            assert!(live.renew(t(s)), "renewal at {s}s");
+        }
+        assert_eq!(live.expires_at(), Some(t(13)));
+        // `lost` never renewed: its deadline (3s) passed, the live one's (13s) did not.
+        let newcomer = l.acquire("kc_a", Some(2), t(10)).unwrap();
+        assert!(l.acquire("kc_a", Some(2), t(10)).is_err(), "the renewed lease was reclaimed");
+        assert!(!lost.renew(t(10)), "a reclaimed lease cannot be renewed");
+        assert!(!lost.release_inner());
+        drop((live, newcomer));
+        assert_eq!(l.in_flight("kc_a"), 0);
+    }
+
+    #[test]
+    fn the_engine_default_is_held_the_plain_acquire_renewable() {
+        assert!(LimiterConfig::default().hold_while_alive);
+        let l = short_ttl();
+        assert_eq!(l.acquire("kc_a", None, t(0)).unwrap().expires_at(), Some(t(3)));
+        let l = Limiter::new(LimiterConfig { hold_while_alive: false, ..LimiterConfig::default() });
+        assert!(l.acquire_configured("kc_a", None, t(0)).unwrap().expires_at().is_some());
     }
 }

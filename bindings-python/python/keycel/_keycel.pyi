@@ -42,6 +42,7 @@ HeaderValue = Union[str, bytes]
 HeadersArg = Union[Mapping[str, str], Mapping[bytes, bytes], Iterable[Tuple[HeaderValue, HeaderValue]], Any]
 """A dict, any mapping with items() (Starlette Headers, Django request.headers), or pairs."""
 StoreArg = Union["MemoryStore", "SqliteStore", "PostgresStore", DocumentStore, None]
+AdmissionArg = Union[str, "RedisAdmission", None]
 ActorArg = Union[str, "KeyRecord", "Decision", None]
 """None (the keyring's operator), an operator name, a KeyRecord, or an allowed Decision."""
 
@@ -171,7 +172,8 @@ class Lease:
     @property
     def key_id(self) -> str: ...
     @property
-    def expires_at(self) -> datetime: ...
+    def expires_at(self) -> Optional[datetime]:
+        """None: a live lease never expires (released when the object goes away)."""
     @property
     def released(self) -> bool: ...
     def release(self) -> bool: ...
@@ -390,24 +392,28 @@ class Engine:
         policy: Union[str, os.PathLike[str], Mapping[str, Any], None] = None,
         *,
         store: StoreArg = None,
+        admission: AdmissionArg = None,
         rehash_on_use: bool = False,
     ) -> None: ...
     @staticmethod
     def from_file(
-        path: Union[str, os.PathLike[str]], *, store: StoreArg = None, rehash_on_use: bool = False
+        path: Union[str, os.PathLike[str]], *, store: StoreArg = None, admission: AdmissionArg = None, rehash_on_use: bool = False
     ) -> Engine: ...
     @staticmethod
     def from_toml(
-        source: str, *, origin: str = "<string>", store: StoreArg = None, rehash_on_use: bool = False
+        source: str, *, origin: str = "<string>", store: StoreArg = None, admission: AdmissionArg = None, rehash_on_use: bool = False
     ) -> Engine: ...
     @staticmethod
     def from_dict(
-        policy: Mapping[str, Any], origin: str = "<dict>", store: StoreArg = None, *, rehash_on_use: bool = False
+        policy: Mapping[str, Any], origin: str = "<dict>", store: StoreArg = None, admission: AdmissionArg = None, *, rehash_on_use: bool = False
     ) -> Engine: ...
     @property
     def rehash_on_use(self) -> bool: ...
     def wait_for_rehashes(self) -> int:
         """Waits for the background hash upgrades started so far; returns how many."""
+    @property
+    def admission(self) -> str:
+        """Where budgets are counted: "local", "sqlite" (or "redis")."""
     @property
     def store(self) -> Any: ...
     @property
@@ -491,3 +497,12 @@ class Engine:
         operator: str = "python",
         audit: Optional[Callable[[Dict[str, Any]], object]] = None,
     ) -> Keyring: ...
+
+
+class RedisAdmission:
+    """Count per-key budgets in Redis, shared by every server using it. ``fail``: "deny"
+    (503 while Redis is unreachable, the default) or "local" (count in this process)."""
+
+    def __init__(self, url: str, *, fail: str = "deny", timeout: float = 0.5) -> None: ...
+    @property
+    def fail(self) -> str: ...

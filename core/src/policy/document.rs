@@ -39,7 +39,7 @@ fn one() -> u32 {
 pub struct DefaultsDoc {
     /// In-flight requests per key when the key sets none (Finout: 5).
     pub max_concurrent: Option<u32>,
-    /// How long a lease may be held before it can be reclaimed (`60s`).
+    /// How long a renewable lease may go unrenewed before it counts as lost (`60s`).
     pub lease_ttl: Option<String>,
     /// `Retry-After` for 429.
     pub retry_after: Option<u32>,

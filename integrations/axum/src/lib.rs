@@ -32,9 +32,9 @@ use axum::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{Request, Response, StatusCode};
 use http_body::Frame;
+use keycel::admission::Lease;
 use keycel::decision::Decision;
 use keycel::engine::{Authorization, Engine, Lookup};
-use keycel::limiter::Lease;
 use keycel::record::KeyRecord;
 
 /// The engine and the record lookup (a `Store`, or your own [`Lookup`]), shared by layers.
@@ -56,7 +56,7 @@ impl Keycel {
         Keycel { engine, lookup }
     }
 
-    /// The engine (e.g. for `not_found_body`, `limiter().in_flight`).
+    /// The engine (e.g. for `not_found_body`, `admission().in_flight`).
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }

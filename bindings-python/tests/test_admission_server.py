@@ -1,0 +1,163 @@
+"""Issue 13: one budget per key across worker processes. The example app under real uvicorn
+with 4 workers over one SQLite file (SQLite admission, chosen automatically with a file
+`SqliteStore`), driven over HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator, List
+
+import httpx
+import pytest
+
+import keycel
+from helpers import CHEAP, DEFAULT_POLICY, EXAMPLES
+from test_server import free_port
+
+LEASE_TTL = 3  # seconds: the lease expiry a SIGKILLed worker's slots come back within
+
+
+def workers_of(proc: "subprocess.Popen[bytes]") -> List[int]:
+    """uvicorn's worker processes (children started by multiprocessing's spawn_main)."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+
+    def is_worker(pid: int) -> bool:
+        try:
+            return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
+    return [p for p in pids if is_worker(p)]
+
+
+class Fleet:
+    def __init__(self, base: str, proc: "subprocess.Popen[bytes]", db: Path, token: str, key_id: str) -> None:
+        self.base, self.proc, self.db, self.token, self.key_id = base, proc, db, token, key_id
+        # The test process counts through the same file, like a fifth worker.
+        self.engine = keycel.Engine(DEFAULT_POLICY, store=keycel.SqliteStore(db))
+
+    def slow(self, ms: int, timeout: float = 30) -> int:
+        url = f"{self.base}/v1/accounts/acc_1/slow?ms={ms}"
+        return httpx.get(url, headers={"Authorization": f"Bearer {self.token}"}, timeout=timeout).status_code
+
+    def workers(self) -> List[int]:
+        return workers_of(self.proc)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    tmp = tmp_path_factory.mktemp("fleet")
+    db = tmp / "keys.db"
+    policy = tmp / "policy.toml"
+    src = DEFAULT_POLICY.read_text().replace('lease_ttl = "60s"', f'lease_ttl = "{LEASE_TTL}s"')
+    assert f'lease_ttl = "{LEASE_TTL}s"' in src
+    policy.write_text(src)
+    issued = keycel.Keyring(keycel.SqliteStore(db), hash=CHEAP).create("fleet", role="reader", accounts="all")
+    port = free_port()
+    env = dict(os.environ, KEYCEL_DB=str(db), KEYCEL_POLICY=str(policy))
+    log = open(tmp / "uvicorn.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(EXAMPLES), "--workers", "4",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("uvicorn exited: " + (tmp / "uvicorn.log").read_text())
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200 and len(workers_of(proc)) == 4:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start 4 workers within 60 s")
+            time.sleep(0.2)
+        yield Fleet(base, proc, db, issued.token, issued.client_id)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def wait_idle(fleet: Fleet, within: float) -> None:
+    deadline = time.monotonic() + within
+    while fleet.engine.in_flight(fleet.key_id) != 0:
+        assert time.monotonic() < deadline, f"{fleet.engine.in_flight(fleet.key_id)} leases still in flight"
+        time.sleep(0.1)
+
+
+def test_twenty_concurrent_slow_requests_over_four_workers_admit_exactly_five(fleet: Fleet) -> None:
+    assert fleet.engine.admission == "sqlite"
+    with ThreadPoolExecutor(max_workers=20) as ex:
+        statuses = sorted(ex.map(lambda _: fleet.slow(2000), range(20)))
+    assert statuses == [200] * 5 + [429] * 15, statuses
+    wait_idle(fleet, 5)
+
+
+def test_a_sigkilled_workers_slots_return_within_the_lease_expiry(fleet: Fleet) -> None:
+    wait_idle(fleet, 10)
+    with ThreadPoolExecutor(max_workers=5) as ex:
+        holders = [ex.submit(fleet.slow, 10_000, 60) for _ in range(5)]
+        deadline = time.monotonic() + 10
+        while fleet.engine.in_flight(fleet.key_id) < 5:
+            assert time.monotonic() < deadline, "the five slow requests never all held a lease"
+            time.sleep(0.05)
+        # Long past the TTL, live holders still keep their slots (the workers renew them).
+        time.sleep(LEASE_TTL + 1.5)
+        assert fleet.engine.in_flight(fleet.key_id) == 5 and fleet.slow(0) == 429
+        workers = fleet.workers()
+        assert len(workers) == 4
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        for h in holders:
+            with pytest.raises(httpx.TransportError):
+                h.result()
+    # The killed workers' rows stay until their last deadline (<= TTL after the kill), then return.
+    while fleet.engine.authorize({"Authorization": f"Bearer {fleet.token}"}, "api.read").status != 200:
+        assert time.monotonic() - killed < LEASE_TTL + 2, "a SIGKILLed worker's slots did not come back"
+        time.sleep(0.1)
+    # uvicorn replaces its workers; once they answer, the budget is whole again.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if len(fleet.workers()) == 4 and fleet.slow(0, timeout=5) == 200:
+                break
+        except httpx.TransportError:
+            pass  # connections wait in the listen queue while the new workers start
+        assert time.monotonic() < deadline, "uvicorn did not replace its workers"
+        time.sleep(0.2)
+    with ThreadPoolExecutor(max_workers=6) as ex:
+        statuses = sorted(ex.map(lambda _: fleet.slow(1500), range(6)))
+    assert statuses == [200] * 5 + [429], statuses
+    wait_idle(fleet, LEASE_TTL + 2)
+
+
+def test_a_thousand_aborted_requests_leave_nothing_in_flight(fleet: Fleet) -> None:
+    wait_idle(fleet, 10)
+
+    def aborted(_: int) -> None:
+        try:
+            fleet.slow(300, timeout=0.05)
+        except httpx.TransportError:
+            pass
+
+    with ThreadPoolExecutor(max_workers=32) as ex:
+        list(ex.map(aborted, range(1000)))
+    # Every admitted handler ends within its 300 ms and releases; nothing waits for expiry.
+    wait_idle(fleet, 5)
+    assert fleet.slow(0) == 200

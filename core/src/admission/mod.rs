@@ -1,0 +1,208 @@
+//! Admission: after the policy allowed a request, may it run *now* under its key's budget?
+//!
+//! One meaning, interchangeable backends. The budget today is `max_concurrent` (leases in
+//! flight); a backend decides it for the place it counts in:
+//! - [`LocalAdmission`]: this process's in-memory leases (one process, tests, edge isolates);
+//! - shared backends (SQLite for one machine's worker processes, Redis for a fleet) implement
+//!   the same trait, so the engine and every binding treat them alike.
+//!
+//! The host picks the backend ([`crate::engine::Engine::with_admission`]); the engine asks it
+//! only for allowed requests, so a denied request (401/403/404) never reaches a backend.
+
+pub mod local;
+pub mod rate;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use local::LocalAdmission;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteAdmission;
+
+use crate::time::Timestamp;
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::fmt;
+use std::sync::Arc;
+
+/// What admission needs to know about an allowed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket<'a> {
+    /// The key the budget belongs to.
+    pub key_id: &'a str,
+    /// The key's own in-flight limit; `None`: the backend's default (the policy's).
+    pub max_concurrent: Option<u32>,
+}
+
+/// Why a request was not admitted. Each maps to one answer ([`Refusal::decision`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The key has `limit` requests in flight: 429 `too_many_requests` with `Retry-After`.
+    Busy {
+        /// The limit in force.
+        limit: u32,
+        /// Suggested `Retry-After`.
+        retry_after_secs: u32,
+    },
+    /// A shared backend could not answer and its fail mode is to deny: 503.
+    Unavailable {
+        /// Which backend (`sqlite`, `redis`).
+        backend: &'static str,
+        /// What went wrong (operator-facing, in the decision's `reason`; never secrets).
+        detail: String,
+    },
+}
+
+impl Refusal {
+    /// The answer for this refusal.
+    #[cfg(feature = "policy")]
+    pub fn decision(&self, m: &crate::decision::Messages, key_id: &str) -> crate::Decision {
+        match self {
+            Refusal::Busy { limit, retry_after_secs } => crate::Decision::busy(m, key_id, *retry_after_secs, *limit),
+            Refusal::Unavailable { backend, detail } => {
+                let mut d = crate::Decision::overloaded(m, alloc::format!("{backend} admission unavailable: {detail}"));
+                d.key_id = Some(key_id.into());
+                d
+            }
+        }
+    }
+}
+
+/// A backend could not answer a read (`in_flight`, `reclaim_expired`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmissionError {
+    /// Which backend.
+    pub backend: &'static str,
+    /// What went wrong.
+    pub detail: String,
+}
+
+impl fmt::Display for AdmissionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} admission: {}", self.backend, self.detail)
+    }
+}
+
+impl std::error::Error for AdmissionError {}
+
+/// Where a key's budget is counted. `Send + Sync`: one per engine, shared by every thread.
+pub trait Admission: Send + Sync + fmt::Debug {
+    /// A short name for decisions and logs (`local`, `sqlite`, `redis`).
+    fn name(&self) -> &'static str;
+
+    /// Admits one request for `ticket.key_id`, or says why not. The lease returned is held
+    /// while the request runs; dropping it releases the slot.
+    fn admit(&self, ticket: &Ticket<'_>, now: Timestamp) -> Result<Lease, Refusal>;
+
+    /// Requests in flight for a key, as this backend counts them.
+    fn in_flight(&self, key_id: &str) -> Result<usize, AdmissionError>;
+
+    /// Reclaims lost leases whose deadline passed; how many.
+    fn reclaim_expired(&self, now: Timestamp) -> Result<usize, AdmissionError>;
+}
+
+/// A lease held in a shared backend (implemented by the SQLite and Redis backends). An
+/// implementation releases its slot when dropped, like [`crate::limiter::Lease`].
+pub trait SharedLease: Send + Sync + fmt::Debug {
+    /// Unique per backend instance.
+    fn id(&self) -> u64;
+    /// The key holding it.
+    fn key_id(&self) -> &Arc<str>;
+    /// When it is reclaimed unless renewed; `None`: held while this value lives.
+    fn expires_at(&self) -> Option<Timestamp>;
+    /// Keeps the slot of a live holder; false once released or reclaimed.
+    fn renew(&mut self, now: Timestamp) -> bool;
+    /// Releases the slot (idempotent); false when it was already gone.
+    fn release(&mut self) -> bool;
+}
+
+/// One admitted request in flight. Released on drop (also during unwinding).
+#[derive(Debug)]
+pub struct Lease(Held);
+
+#[derive(Debug)]
+enum Held {
+    /// Process-local: no allocation beyond the limiter's own.
+    Local(crate::limiter::Lease),
+    /// Counted in this process because the named shared backend was unreachable.
+    Fallback(crate::limiter::Lease, &'static str),
+    Shared(Box<dyn SharedLease>),
+}
+
+impl From<crate::limiter::Lease> for Lease {
+    fn from(l: crate::limiter::Lease) -> Self {
+        Lease(Held::Local(l))
+    }
+}
+
+impl Lease {
+    /// A lease of a shared backend.
+    pub fn shared(l: Box<dyn SharedLease>) -> Self {
+        Lease(Held::Shared(l))
+    }
+
+    /// Marks a process-local lease as taken because `backend` was unreachable (a shared
+    /// backend's `local` fail mode); the engine says so in the decision.
+    #[must_use]
+    pub fn fell_back(self, backend: &'static str) -> Self {
+        match self.0 {
+            Held::Local(l) => Lease(Held::Fallback(l, backend)),
+            other => Lease(other),
+        }
+    }
+
+    /// The shared backend this lease should have been counted in, when it was unreachable.
+    pub fn fallback_from(&self) -> Option<&'static str> {
+        match &self.0 {
+            Held::Fallback(_, b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The lease id (unique per backend).
+    pub fn id(&self) -> u64 {
+        match &self.0 {
+            Held::Local(l) | Held::Fallback(l, _) => l.id(),
+            Held::Shared(l) => l.id(),
+        }
+    }
+
+    /// The key holding it.
+    pub fn key_id(&self) -> &str {
+        match &self.0 {
+            Held::Local(l) | Held::Fallback(l, _) => l.key_id(),
+            Held::Shared(l) => l.key_id(),
+        }
+    }
+
+    /// The key id, shared (for hosts that keep it beyond the lease).
+    pub fn key_id_shared(&self) -> Arc<str> {
+        match &self.0 {
+            Held::Local(l) | Held::Fallback(l, _) => l.key_id_shared(),
+            Held::Shared(l) => Arc::clone(l.key_id()),
+        }
+    }
+
+    /// After this instant the slot is reclaimed unless renewed; `None`: held while it lives.
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        match &self.0 {
+            Held::Local(l) | Held::Fallback(l, _) => l.expires_at(),
+            Held::Shared(l) => l.expires_at(),
+        }
+    }
+
+    /// Keeps the slot of a live holder (see [`crate::limiter::Lease::renew`]).
+    pub fn renew(&mut self, now: Timestamp) -> bool {
+        match &mut self.0 {
+            Held::Local(l) | Held::Fallback(l, _) => l.renew(now),
+            Held::Shared(l) => l.renew(now),
+        }
+    }
+
+    /// Releases now (same as dropping). False when the slot had already been reclaimed.
+    pub fn release(self) -> bool {
+        match self.0 {
+            Held::Local(l) | Held::Fallback(l, _) => l.release(),
+            Held::Shared(mut l) => l.release(),
+        }
+    }
+}

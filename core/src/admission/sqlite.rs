@@ -1,0 +1,307 @@
+//! SQLite admission: one budget per key for every worker process on a machine, in the same
+//! database file as the [`crate::sqlite::SqliteStore`] (its own table, `keycel_leases`).
+//!
+//! Each admission is one short `BEGIN IMMEDIATE` transaction (reclaim the key's lost leases,
+//! count, insert), so two processes can never both take the last slot. The file is in WAL
+//! mode and writers queue on `busy_timeout`.
+//!
+//! Liveness across processes: a lease row carries a deadline `lease_ttl` ahead. A live
+//! process renews the rows of every lease it still holds from a background thread (every
+//! third of the TTL), so a live request keeps its slot however long it runs; a process that
+//! dies (SIGKILL, OOM) stops renewing and its rows are reclaimed once their deadline passes.
+//! A release that fails (the file briefly locked) is also reclaimed after the deadline,
+//! since the lease is no longer renewed.
+
+use super::{Admission, AdmissionError, Lease, Refusal, SharedLease, Ticket};
+use crate::limiter::LimiterConfig;
+use crate::time::Timestamp;
+use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration as StdDuration;
+
+const BACKEND: &str = "sqlite";
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS keycel_leases (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        key_id     TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS keycel_leases_by_key ON keycel_leases (key_id, expires_at);
+";
+
+#[derive(Debug)]
+struct Shared {
+    conn: Mutex<Connection>,
+    /// Lease rows this process still holds (renewed by the keeper thread).
+    live: Mutex<HashSet<i64>>,
+    config: LimiterConfig,
+    path: PathBuf,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn err(e: &rusqlite::Error) -> AdmissionError {
+    AdmissionError { backend: BACKEND, detail: e.to_string() }
+}
+
+/// Leases counted in a SQLite file shared by the processes of one machine.
+#[derive(Debug, Clone)]
+pub struct SqliteAdmission {
+    shared: Arc<Shared>,
+}
+
+impl SqliteAdmission {
+    /// Opens admission in the database file at `path` (normally the key store's file),
+    /// creating its table when missing, and starts the renewal thread.
+    pub fn open(path: impl AsRef<Path>, config: LimiterConfig) -> Result<Self, AdmissionError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| err(&e))?;
+        conn.busy_timeout(StdDuration::from_secs(10)).map_err(|e| err(&e))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| err(&e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(AdmissionError { backend: BACKEND, detail: format!("could not switch to WAL (got {mode})") });
+        }
+        // A lease row lost in a power cut is reclaimed like a crashed holder's: NORMAL is enough.
+        conn.execute_batch("PRAGMA synchronous = NORMAL;").map_err(|e| err(&e))?;
+        conn.execute_batch(SCHEMA).map_err(|e| err(&e))?;
+        let shared = Arc::new(Shared { conn: Mutex::new(conn), live: Mutex::new(HashSet::new()), config, path });
+        keeper(Arc::downgrade(&shared));
+        Ok(SqliteAdmission { shared })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The settings (default limit, lease TTL, `Retry-After`).
+    pub fn config(&self) -> &LimiterConfig {
+        &self.shared.config
+    }
+
+    /// Renews every lease this process holds, now (the keeper thread does this on its own).
+    pub fn renew_live(&self, now: Timestamp) -> Result<usize, AdmissionError> {
+        self.shared.renew_live(now)
+    }
+}
+
+impl Shared {
+    fn deadline(&self, now: Timestamp) -> i64 {
+        now.plus(self.config.lease_ttl).unix()
+    }
+
+    fn renew_live(&self, now: Timestamp) -> Result<usize, AdmissionError> {
+        let ids: Vec<i64> = lock(&self.live).iter().copied().collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let deadline = self.deadline(now);
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| err(&e))?;
+        let mut n = 0;
+        {
+            let mut stmt =
+                tx.prepare_cached("UPDATE keycel_leases SET expires_at = ?1 WHERE id = ?2").map_err(|e| err(&e))?;
+            for id in ids {
+                n += stmt.execute(params![deadline, id]).map_err(|e| err(&e))?;
+            }
+        }
+        tx.commit().map_err(|e| err(&e))?;
+        Ok(n)
+    }
+
+    fn release(&self, id: i64) -> bool {
+        lock(&self.live).remove(&id);
+        let conn = lock(&self.conn);
+        // A failed delete is reclaimed after the deadline: the row is no longer renewed.
+        conn.prepare_cached("DELETE FROM keycel_leases WHERE id = ?1").and_then(|mut s| s.execute([id])).unwrap_or(0)
+            > 0
+    }
+}
+
+/// Renews the process's live leases every third of the TTL while the admission exists.
+fn keeper(shared: Weak<Shared>) {
+    let period = shared
+        .upgrade()
+        .map(|s| StdDuration::from_secs(u64::try_from(s.config.lease_ttl.secs() / 3).unwrap_or(0).max(1)))
+        .unwrap_or(StdDuration::from_secs(1));
+    let spawned = std::thread::Builder::new().name("keycel-lease-keeper".into()).spawn(move || loop {
+        std::thread::sleep(period);
+        let Some(s) = shared.upgrade() else { return };
+        // A failure (file locked for a moment) is retried on the next tick, well before the deadline.
+        let _ = s.renew_live(crate::clock::now());
+    });
+    // Without a thread (resource limits) leases still work; long holders then expire at the TTL.
+    drop(spawned);
+}
+
+impl Admission for SqliteAdmission {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn admit(&self, ticket: &Ticket<'_>, now: Timestamp) -> Result<Lease, Refusal> {
+        let s = &self.shared;
+        let limit = ticket.max_concurrent.unwrap_or(s.config.default_limit).max(1);
+        let deadline = s.deadline(now);
+        let unavailable = |e: rusqlite::Error| Refusal::Unavailable { backend: BACKEND, detail: e.to_string() };
+        let id = {
+            let mut conn = lock(&s.conn);
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            tx.prepare_cached("DELETE FROM keycel_leases WHERE key_id = ?1 AND expires_at <= ?2")
+                .and_then(|mut st| st.execute(params![ticket.key_id, now.unix()]))
+                .map_err(unavailable)?;
+            let held: i64 = tx
+                .prepare_cached("SELECT count(*) FROM keycel_leases WHERE key_id = ?1")
+                .and_then(|mut st| st.query_row([ticket.key_id], |r| r.get(0)))
+                .map_err(unavailable)?;
+            if held >= i64::from(limit) {
+                return Err(Refusal::Busy { limit, retry_after_secs: s.config.retry_after_secs });
+            }
+            tx.prepare_cached("INSERT INTO keycel_leases (key_id, expires_at) VALUES (?1, ?2)")
+                .and_then(|mut st| st.execute(params![ticket.key_id, deadline]))
+                .map_err(unavailable)?;
+            let id = tx.last_insert_rowid();
+            tx.commit().map_err(unavailable)?;
+            id
+        };
+        lock(&s.live).insert(id);
+        Ok(Lease::shared(Box::new(SqliteLease {
+            shared: Arc::clone(s),
+            id,
+            key_id: Arc::from(ticket.key_id),
+            released: false,
+        })))
+    }
+
+    fn in_flight(&self, key_id: &str) -> Result<usize, AdmissionError> {
+        let conn = lock(&self.shared.conn);
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM keycel_leases WHERE key_id = ?1", [key_id], |r| r.get(0))
+            .map_err(|e| err(&e))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    fn reclaim_expired(&self, now: Timestamp) -> Result<usize, AdmissionError> {
+        let conn = lock(&self.shared.conn);
+        conn.execute("DELETE FROM keycel_leases WHERE expires_at <= ?1", [now.unix()]).map_err(|e| err(&e))
+    }
+}
+
+/// A lease row held by this process; deleted on release or drop.
+#[derive(Debug)]
+struct SqliteLease {
+    shared: Arc<Shared>,
+    id: i64,
+    key_id: Arc<str>,
+    released: bool,
+}
+
+impl SharedLease for SqliteLease {
+    fn id(&self) -> u64 {
+        u64::try_from(self.id).unwrap_or(0)
+    }
+    fn key_id(&self) -> &Arc<str> {
+        &self.key_id
+    }
+    /// Held while this value lives: the process renews it.
+    fn expires_at(&self) -> Option<Timestamp> {
+        None
+    }
+    fn renew(&mut self, now: Timestamp) -> bool {
+        if self.released {
+            return false;
+        }
+        let deadline = self.shared.deadline(now);
+        let conn = lock(&self.shared.conn);
+        conn.prepare_cached("UPDATE keycel_leases SET expires_at = ?1 WHERE id = ?2")
+            .and_then(|mut s| s.execute(params![deadline, self.id]))
+            .unwrap_or(0)
+            > 0
+    }
+    fn release(&mut self) -> bool {
+        if self.released {
+            return false;
+        }
+        self.released = true;
+        self.shared.release(self.id)
+    }
+}
+
+impl Drop for SqliteLease {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Duration;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_unix(s).unwrap()
+    }
+
+    fn cfg(ttl: i64) -> LimiterConfig {
+        LimiterConfig { lease_ttl: Duration::from_secs(ttl), ..LimiterConfig::default() }
+    }
+
+    #[test]
+    fn two_handles_on_one_file_share_the_budget() {
+        let dir = std::env::temp_dir().join(format!("keycel-adm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("shared.db");
+        let _ = std::fs::remove_file(&file);
+        let a = SqliteAdmission::open(&file, cfg(60)).unwrap();
+        let b = SqliteAdmission::open(&file, cfg(60)).unwrap();
+        let ticket = Ticket { key_id: "kc_a", max_concurrent: Some(5) };
+        let mut held = Vec::new();
+        for i in 0..5 {
+            let side = if i % 2 == 0 { &a } else { &b };
+            held.push(side.admit(&ticket, t(0)).unwrap());
+        }
+        assert_eq!(a.admit(&ticket, t(0)).unwrap_err(), Refusal::Busy { limit: 5, retry_after_secs: 1 });
+        assert!(b.admit(&ticket, t(0)).is_err());
+        assert_eq!(b.in_flight("kc_a").unwrap(), 5);
+        held.pop();
+        assert!(b.admit(&ticket, t(0)).is_ok(), "released on drop, and that one again");
+        drop(held);
+        assert_eq!(a.in_flight("kc_a").unwrap(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A holder that died (its rows never renewed nor deleted) is reclaimed after the TTL;
+    /// a live holder's renewed rows are not.
+    #[test]
+    fn dead_holders_are_reclaimed_live_ones_renewed() {
+        let dir = std::env::temp_dir().join(format!("keycel-adm2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("shared.db");
+        let _ = std::fs::remove_file(&file);
+        let live = SqliteAdmission::open(&file, cfg(3)).unwrap();
+        let other = SqliteAdmission::open(&file, cfg(3)).unwrap();
+        let ticket = Ticket { key_id: "kc_a", max_concurrent: Some(2) };
+        let kept = live.admit(&ticket, t(0)).unwrap();
+        // A "dead process": its lease is leaked (never released, never renewed by anyone).
+        let dead = other.admit(&ticket, t(0)).unwrap();
+        std::mem::forget(dead);
+        lock(&other.shared.live).clear();
+        assert_eq!(live.renew_live(t(10)).unwrap(), 1);
+        assert!(live.admit(&ticket, t(2)).is_err(), "not yet expired");
+        let next = live.admit(&ticket, t(11)).unwrap();
+        assert!(live.admit(&ticket, t(11)).is_err(), "the renewed live lease was reclaimed");
+        drop((kept, next));
+        assert_eq!(live.in_flight("kc_a").unwrap(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
