@@ -94,7 +94,7 @@ def run_vectors(make_store: Callable[[], Any]) -> List[str]:
         store = make_store()
         for k in doc["keys"]:
             if isinstance(store, keycel.DictStore):  # a host store takes documents
-                store.put("keys", k["id"], keycel.KeyRecord.from_dict(k).to_json())
+                store.put("keys", k["id"], keycel.KeyRecord.from_dict(k).to_storage_json())
             else:
                 store.insert_key(keycel.KeyRecord.from_dict(k))
         for u in doc["users"]:
