@@ -370,7 +370,7 @@ pub(crate) fn store_from(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyRe
                 ));
             }
         }
-        Arc::new(SimpleAdapter(PyStore { obj: obj.clone().unbind() }))
+        Arc::new(SimpleAdapter::new(PyStore { obj: obj.clone().unbind() }))
     };
     Ok(StoreHandle { store, object: obj.unbind(), in_memory })
 }

@@ -345,7 +345,7 @@ mod tests {
 
     #[test]
     fn simple_adapter_conforms() {
-        let failures = run(&|| Ok(Box::new(SimpleAdapter(Docs::default()))));
+        let failures = run(&|| Ok(Box::new(SimpleAdapter::new(Docs::default()))));
         assert!(failures.is_empty(), "{failures:#?}");
     }
 

@@ -288,9 +288,25 @@ pub trait SimpleStore: Send + Sync {
     fn list(&self, collection: Collection) -> Result<Vec<String>, StoreError>;
 }
 
-/// Turns a [`SimpleStore`] into a [`Store`].
+/// Turns a [`SimpleStore`] into a [`Store`]. The four-method protocol has no compare-and-swap,
+/// so the adapter serializes its own read-check-write changes: within one process a version
+/// conflict is always detected (one writer of several wins). Across processes the host store
+/// must make `put` conditional itself, or keep one writer.
 #[derive(Debug)]
-pub struct SimpleAdapter<S>(pub S);
+pub struct SimpleAdapter<S>(pub S, std::sync::Mutex<()>);
+
+impl<S> SimpleAdapter<S> {
+    /// Wraps a host store.
+    pub fn new(store: S) -> Self {
+        SimpleAdapter(store, std::sync::Mutex::new(()))
+    }
+
+    /// Held for the whole read-check-write of one change (poisoning cannot leave a half
+    /// change: every write is a single `put`/`delete` of the host store).
+    fn writing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.1.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 fn parse_key(json: &str) -> Result<KeyRecord, StoreError> {
     KeyRecord::from_json(json).map_err(StoreError::Corrupt)
@@ -311,6 +327,7 @@ impl<S: SimpleStore> Store for SimpleAdapter<S> {
     }
 
     fn insert_key(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let _writing = self.writing();
         record.validate().map_err(StoreError::Corrupt)?;
         let id = record.id.as_str();
         if self.0.get(Collection::Keys, id)?.is_some() || self.0.get(Collection::Retired, id)?.is_some() {
@@ -320,6 +337,7 @@ impl<S: SimpleStore> Store for SimpleAdapter<S> {
     }
 
     fn update_key(&self, record: &KeyRecord, expected_version: u64) -> Result<(), StoreError> {
+        let _writing = self.writing();
         record.validate().map_err(StoreError::Corrupt)?;
         let id = record.id.as_str();
         let cur = self.get_key(id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
@@ -332,6 +350,7 @@ impl<S: SimpleStore> Store for SimpleAdapter<S> {
     /// The tombstone goes first: if deleting then fails, the key still exists and the id is
     /// already reserved, which is safe; the other order could free the id for reuse.
     fn delete_key(&self, id: &str) -> Result<bool, StoreError> {
+        let _writing = self.writing();
         if self.0.get(Collection::Keys, id)?.is_none() {
             return Ok(false);
         }
@@ -356,6 +375,7 @@ impl<S: SimpleStore> Store for SimpleAdapter<S> {
     }
 
     fn put_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let _writing = self.writing();
         user.validate().map_err(StoreError::Corrupt)?;
         let json = serde_json::to_string(user).map_err(|e| StoreError::Backend(e.to_string()))?;
         self.0.put(Collection::Users, &user.id, &json)
@@ -364,6 +384,7 @@ impl<S: SimpleStore> Store for SimpleAdapter<S> {
     /// Tokens first, user last: if a call fails midway the user still exists and a retry
     /// finishes the job; no token outlives a successful return.
     fn remove_user(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let _writing = self.writing();
         let doomed = self.list_keys(&KeyFilter { user: Some(id.to_string()), ..KeyFilter::default() })?;
         let had_user = self.get_user(id)?.is_some();
         if !had_user && doomed.is_empty() {
