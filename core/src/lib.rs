@@ -6,7 +6,9 @@
 //! failed-authentication budgets); the `policy` feature adds CEL policies and the engine
 //! (with its two-step `authorize_step`); `sqlite` adds the SQLite store.
 #![cfg_attr(not(feature = "std"), no_std)]
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: the one exception is `sqlite/shm.rs` (a read-only map of SQLite's
+// wal-index header), allowed there alone.
+#![deny(unsafe_code)]
 
 extern crate alloc;
 

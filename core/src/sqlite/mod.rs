@@ -8,10 +8,11 @@
 //! Every record is validated on the way in and again on the way out.
 
 mod schema;
+mod shm;
 mod watch;
 
 pub use schema::{latest as latest_schema_version, Migration, APPLICATION_ID, MIGRATIONS};
-pub use watch::{cached, DataVersion};
+pub use watch::{cached, cached_with, DataVersion, STAT_EVERY};
 
 use crate::record::{KeyRecord, RecordError, UserRecord};
 use crate::store::{KeyFilter, Store, StoreError};

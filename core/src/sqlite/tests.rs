@@ -320,3 +320,96 @@ fn cache_sees_other_connections_changes_on_the_next_lookup() {
     cli.remove_user("u_1").unwrap();
     assert!(server.get_user_shared("u_1").unwrap().is_none(), "user removal seen at once");
 }
+
+fn watched(path: &Path) -> (Arc<SqliteStore>, Arc<DataVersion>, crate::store::CachedStore) {
+    let inner = Arc::new(SqliteStore::open(path).unwrap());
+    let watch = Arc::new(DataVersion::new(inner.clone()).unwrap());
+    let store = cached_with(inner.clone(), watch.clone());
+    (inner, watch, store)
+}
+
+/// A quiet file costs no `data_version` per lookup; another connection's commit moves the
+/// `-shm` header, which sends the next lookup to the exact check.
+#[test]
+fn quiet_files_need_no_exact_check_and_commits_are_noticed() {
+    let (_dir, path) = temp_db("quiet");
+    let cli = SqliteStore::create(&path).unwrap();
+    let k = key(1, KeyKind::Api);
+    cli.insert_key(&k).unwrap();
+    let (_inner, watch, server) = watched(&path);
+    assert!(watch.uses_shm());
+    server.get_key_shared(k.id.as_str()).unwrap().unwrap();
+    let quiet = watch.exact_checks();
+    for _ in 0..50 {
+        server.get_key_shared(k.id.as_str()).unwrap().unwrap();
+    }
+    assert_eq!(watch.exact_checks(), quiet);
+    let mut off = k.clone();
+    off.active = false;
+    off.version = 2;
+    cli.update_key(&off, 1).unwrap();
+    assert!(!server.get_key_shared(k.id.as_str()).unwrap().unwrap().active);
+    assert_eq!(watch.exact_checks(), quiet + 1);
+}
+
+/// A torn header (the two copies differ, as while a commit rewrites them) is never taken as
+/// "unchanged": the lookup revalidates with `data_version`.
+#[test]
+fn a_torn_shm_header_forces_revalidation() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let (_dir, path) = temp_db("torn");
+    let cli = SqliteStore::create(&path).unwrap();
+    let k = key(1, KeyKind::Api);
+    cli.insert_key(&k).unwrap();
+    let (_inner, watch, server) = watched(&path);
+    server.get_key_shared(k.id.as_str()).unwrap().unwrap();
+    server.get_key_shared(k.id.as_str()).unwrap().unwrap();
+    let before = watch.exact_checks();
+    // Flip one byte of the second copy's checksum (offset 48 + 40), as a half-written header.
+    let mut shm = std::fs::OpenOptions::new().read(true).write(true).open(super::shm::shm_path(&path)).unwrap();
+    let mut byte = [0u8; 1];
+    shm.seek(SeekFrom::Start(88)).unwrap();
+    shm.read_exact(&mut byte).unwrap();
+    shm.seek(SeekFrom::Start(88)).unwrap();
+    shm.write_all(&[byte[0] ^ 0xff]).unwrap();
+    shm.flush().unwrap();
+    server.get_key_shared(k.id.as_str()).unwrap().unwrap();
+    assert_eq!(watch.exact_checks(), before + 1, "a torn header sends the lookup to data_version");
+    // SQLite's own read in that check found the copies differ and rebuilt the header; the
+    // next lookup re-primes on the rebuilt header, and after that lookups are free again.
+    server.get_key_shared(k.id.as_str()).unwrap().unwrap();
+    let settled = watch.exact_checks();
+    server.get_key_shared(k.id.as_str()).unwrap().unwrap();
+    assert_eq!(watch.exact_checks(), settled);
+    // And commits are still seen.
+    cli.delete_key(k.id.as_str()).unwrap();
+    assert!(server.get_key_shared(k.id.as_str()).unwrap().is_none());
+}
+
+/// A `-shm` file replaced under the service (deleted by hand) is noticed at the next identity
+/// check: from then on every lookup asks `data_version`.
+#[test]
+fn a_replaced_shm_file_falls_back_to_data_version() {
+    let (_dir, path) = temp_db("replaced");
+    let cli = SqliteStore::create(&path).unwrap();
+    let k = key(1, KeyKind::Api);
+    cli.insert_key(&k).unwrap();
+    let (_inner, watch, server) = watched(&path);
+    let shm = super::shm::shm_path(&path);
+    let aside = path.with_extension("shm-aside");
+    std::fs::rename(&shm, &aside).unwrap();
+    std::fs::copy(&aside, &shm).unwrap();
+    // The first lookup checks the file's identity (then every STAT_EVERY).
+    server.get_key_shared(k.id.as_str()).unwrap().unwrap();
+    assert!(!watch.uses_shm(), "a replaced -shm file is not trusted");
+    let before = watch.exact_checks();
+    server.get_key_shared(k.id.as_str()).unwrap().unwrap();
+    assert_eq!(watch.exact_checks(), before + 1, "every lookup revalidates");
+    std::fs::rename(&aside, &shm).unwrap();
+}
+
+#[test]
+fn in_memory_stores_use_data_version() {
+    let watch = DataVersion::new(Arc::new(SqliteStore::in_memory().unwrap())).unwrap();
+    assert!(!watch.uses_shm());
+}
