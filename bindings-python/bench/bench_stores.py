@@ -1,6 +1,8 @@
 """`authorize` over each store, in one run so the ratios are fair: MemoryStore (the baseline),
 SqliteStore and PostgresStore uncached and behind the record cache. Target: the cached stores
 within 1.3x of MemoryStore. Starts a throwaway PostgreSQL (tests/servers/postgres.sh).
+Every engine uses `admission="local"`, so the figures compare the stores' lookups alone (a
+file-backed SqliteStore otherwise defaults to SQLite admission: a write transaction per request).
 
     make -C bindings-python bench      # or: .venv/bin/python -I bench/bench_stores.py
 """
@@ -44,7 +46,7 @@ def measure(fn: Callable[[int], None]) -> float:
 
 
 def bench(store: Any) -> float:
-    engine = keycel.Engine(POLICY, store=store)
+    engine = keycel.Engine(POLICY, store=store, admission="local")
     token = engine.keyring(hash="edge").create("bench", role="reader", accounts=["acc_1", "acc_2"]).token
     headers = {"accept": "application/json", "authorization": f"Bearer {token}"}
 

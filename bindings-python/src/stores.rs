@@ -44,8 +44,9 @@ impl MemoryStore {
 }
 
 /// A key store in one SQLite file (WAL mode, atomic changes, safe across processes). With
-/// `cache=True` (default) `authorize` reads records from memory; `PRAGMA data_version`,
-/// checked on every lookup, drops them when any other connection or process commits.
+/// `cache=True` (default) `authorize` reads records from memory and drops them when any other
+/// connection or process commits: every lookup compares the file's wal-index header (`-shm`,
+/// a lock-free read) and asks `PRAGMA data_version` only when it moved.
 #[pyclass(frozen, module = "keycel._keycel", name = "SqliteStore")]
 pub(crate) struct SqliteStore {
     pub(crate) inner: Arc<dyn Store>,
