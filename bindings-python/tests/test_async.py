@@ -224,6 +224,49 @@ def test_middleware_charges_failures_to_the_socket_peer() -> None:
     assert other == 401 and hit == 200
 
 
+def test_throttle_guard_answers_before_the_app() -> None:
+    """`ThrottleGuard` answers a spent address with core's 429 before the app runs (the app
+    would answer the same); cached keys, other addresses and requests without credentials
+    reach the app. `Engine.screen` itself never charges."""
+    from keycel.asgi import KeycelMiddleware, ThrottleGuard
+
+    engine = throttled_engine()
+    reached: List[str] = []
+
+    async def ok_app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["client"][0])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    guarded = ThrottleGuard(KeycelMiddleware(ok_app, engine, action="api.read"), engine)
+    rng = random.Random(12)
+    cached = engine.keyring(hash=CHEAP).create("k", role="reader").token
+    attacker = ("203.0.113.8", 4000)
+    for _ in range(10):
+        assert engine.screen(bearer(forged(rng)), client_ip=attacker[0]) is None  # no charge
+
+    async def main() -> Tuple[List[int], Tuple[int, Dict[str, str]], int, int]:
+        assert (await asgi_get(guarded, ("198.51.100.3", 1), cached))[0] == 200
+        statuses = [(await asgi_get(guarded, attacker, forged(rng)))[0] for _ in range(3)]
+        reached.clear()
+        last = await asgi_get(guarded, attacker, forged(rng))
+        other = (await asgi_get(guarded, ("198.51.100.2", 4000), forged(rng)))[0]
+        hit = (await asgi_get(guarded, attacker, cached))[0]
+        return statuses, last, other, hit
+
+    statuses, (status, headers), other, hit = run(main)
+    assert statuses == [401, 401, 401], statuses
+    assert status == 429 and headers["retry-after"] and headers["content-type"] == "application/json"
+    # Only the cached key's request reached the app (the other address got the middleware's 401).
+    assert reached == [attacker[0]], reached
+    assert other == 401 and hit == 200
+    screened = engine.screen(bearer(forged(rng)), client_ip=attacker[0])
+    stepped = engine.authorize(bearer(forged(rng)), "api.read", client_ip=attacker[0])
+    assert screened is not None and screened.status == 429 == stepped.status
+    assert screened.body_json() == stepped.body_json() and screened.headers == stepped.headers
+    assert engine.screen({}, client_ip=attacker[0]) is None
+
+
 def test_every_thread_gets_the_same_pools() -> None:
     engine = keycel.Engine(DEFAULT_POLICY, store=keycel.MemoryStore())
     barrier = threading.Barrier(8)

@@ -15,6 +15,11 @@ lease is released when the app returns, also when it raises.
 
     app = KeycelMiddleware(app, engine, action=lambda scope: "api.read",
                            account=lambda scope: scope["path_params"].get("account_id"))
+
+:class:`ThrottleGuard` answers clients over their failed-authentication budget with core's
+429 before the app (routing, a framework's request and dependency machinery) sees the
+request: :func:`keycel.fastapi.install` adds it. Under a flood of forged tokens most answers
+are these 429s, so what each one costs the event loop decides what every other request waits.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Mapping, MutableMapping
 
 from ._keycel import Decision, Engine
 
-__all__ = ["KeycelMiddleware", "STATE_KEY", "deny_response_parts"]
+__all__ = ["KeycelMiddleware", "ThrottleGuard", "STATE_KEY", "deny_response_parts"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -117,6 +122,34 @@ class KeycelMiddleware:
         state[STATE_KEY] = decision
         async with decision:
             await self.app(scope, receive, send)
+
+
+class ThrottleGuard:
+    """Answers a client over its failed-authentication budget with core's 429
+    ``too_many_failures`` (``Retry-After``) before the wrapped ASGI app sees the request.
+
+    For each HTTP request and WebSocket handshake it runs :meth:`keycel.Engine.screen` on the
+    headers and the socket peer's address: no record lookup, no argon2, no charge, a few
+    microseconds on the loop. Only requests presenting credentials the verified-secret cache
+    does not know, from an address or for a client id whose budget is spent, are answered;
+    the answer is the one authorizing would give (same status, headers and body), also on
+    routes that do not authorize (a public route asked with a throttled client's
+    credentials). Everything else passes untouched; other scopes (``lifespan``) too.
+    """
+
+    def __init__(self, app: ASGIApp, engine: Engine) -> None:
+        self.app = app
+        self.engine = engine
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http" or kind == "websocket":
+            client = scope.get("client")
+            decision = self.engine.screen(scope.get("headers", ()), client[0] if client else None)
+            if decision is not None:
+                await _deny(scope, receive, send, decision)
+                return
+        await self.app(scope, receive, send)
 
 
 async def _deny(scope: Scope, receive: Receive, send: Send, decision: Decision) -> None:
