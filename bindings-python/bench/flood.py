@@ -346,7 +346,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         cached, fresh = make_keys(db, int(args.seconds) + 2, args.hash)
         port = free_port()
         server = getattr(args, "server", "standard")
-        proc = start_server(port, db, log, {}, server)
+        hold = getattr(args, "hold", None)
+        proc = start_server(port, db, log, {} if hold is None else {"KEYCEL_THROTTLE_HOLD": str(hold)}, server)
         try:
             wait_ready(proc, port, log)
             for _ in range(3):
@@ -384,6 +385,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "connections": args.connections, "seconds": args.seconds,
         "flood_ips": min(args.flood_ips, args.connections),
         "route": ROUTE, "hash": args.hash, "server": getattr(args, "server", "standard"),
+        "hold_s": "default" if getattr(args, "hold", None) is None else args.hold,
         "loader": "uvloop" if getattr(args, "loader_uvloop", False) else "asyncio",
         "cpus": os.cpu_count(), "loadavg_1m_before": loadavg_before, "loadavg_1m_after": round(os.getloadavg()[0], 1),
     }
@@ -410,7 +412,7 @@ def report(r: Dict[str, Any]) -> str:
     s = r["settings"]
     lines = [
         f"flood: {s['route']}, {s['connections']} connections x {s['seconds']} s from {s['flood_ips']} source IP(s), "
-        f"hash preset {s['hash']}, uvicorn {s['server']}, loader {s['loader']}, {s['cpus']} CPUs, "
+        f"hash preset {s['hash']}, uvicorn {s['server']}, 429 hold {s['hold_s']} (s), loader {s['loader']}, {s['cpus']} CPUs, "
         f"load average {s['loadavg_1m_before']} before / {s['loadavg_1m_after']} after",
         f"{'stream':<10} {'requests':>8} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}  answers",
     ]
@@ -445,6 +447,9 @@ def main() -> None:
     p.add_argument("--hash", default="owasp", help="argon2 preset of the probe keys (the policy's default)")
     p.add_argument("--server", choices=sorted(SERVERS), default="standard",
                    help="uvicorn loop + parser: standard = uvloop + httptools (uvicorn[standard]), plain = asyncio + h11")
+    p.add_argument("--hold", type=float, default=None,
+                   help="seconds the server holds each screened 429 (ThrottleGuard's bounded tarpit; default: the "
+                   "example app's, 3 s; 0: answer at once)")
     p.add_argument("--loader-uvloop", action="store_true",
                    help="run the load generator on uvloop (cheaper per request: leaves the server more CPU)")
     p.add_argument("--probe-timeout", type=float, default=60.0)

@@ -267,6 +267,41 @@ def test_throttle_guard_answers_before_the_app() -> None:
     assert engine.screen({}, client_ip=attacker[0]) is None
 
 
+def test_throttle_guard_holds_a_bounded_number_of_429s() -> None:
+    """The tarpit holds at most `max_held` screened 429s (each at most min(hold, Retry-After));
+    past the bound they are answered at once, and nothing else is ever held."""
+    from keycel.asgi import ThrottleGuard
+
+    engine = throttled_engine()
+
+    async def ok_app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    guard = ThrottleGuard(ok_app, engine, hold=0.5, max_held=1)
+    rng = random.Random(13)
+    attacker = ("203.0.113.9", 1)
+    for _ in range(3):
+        assert engine.authorize(bearer(forged(rng)), "api.read", client_ip=attacker[0]).status == 401
+    with pytest.raises(ValueError):
+        ThrottleGuard(ok_app, engine, hold=-1)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(asgi_get(guard, attacker, forged(rng)))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert guard.held == 1 and not first.done()
+        # The bound is reached: the next 429 goes out at once, and other clients pass.
+        assert (await asgi_get(guard, attacker, forged(rng)))[0] == 429
+        assert (await asgi_get(guard, ("198.51.100.9", 1), forged(rng)))[0] == 200  # not screened
+        assert guard.held == 1 and not first.done()
+        # Then it is answered (after `hold`, here shorter than its Retry-After of 20 s).
+        status, _ = await asyncio.wait_for(first, timeout=10)
+        assert status == 429 and guard.held == 0
+
+    run(main)
+
+
 def test_every_thread_gets_the_same_pools() -> None:
     engine = keycel.Engine(DEFAULT_POLICY, store=keycel.MemoryStore())
     barrier = threading.Barrier(8)

@@ -4,10 +4,11 @@
 //! Before an uncached secret is verified, the engine *charges* one failure to the request's
 //! client address and one to the presented client id; a subject with no budget left is
 //! answered at once with 429 `too_many_failures` and `Retry-After`, without hashing. A success
-//! refunds both charges (so legitimate traffic never spends a budget), a 503 from the argon2
-//! gate refunds them too (no argon2 ran). Charging before hashing, not counting after, keeps
-//! the bound under concurrency: 64 parallel requests from one address run at most its budget
-//! of argon2 computations, not 64.
+//! refunds both charges (so legitimate traffic never spends a budget); nothing else does: an
+//! attempt shed with a 503 (the host's pool or the argon2 gate full) stays charged, or a flood
+//! that saturates the host would never trip a budget. Charging before hashing, not counting
+//! after, keeps the bound under concurrency: 64 parallel requests from one address run at most
+//! its budget of argon2 computations, not 64.
 //!
 //! Who is never held back: a secret answered from the verified-secret cache (cached keys keep
 //! working from a throttled address, and while an attacker hammers their client id), and a
