@@ -443,7 +443,14 @@ impl Engine {
         let now = now.map_or_else(|| py.None(), |n| n.clone().unbind());
         if !self.store.in_memory {
             // A client over its failure budget is answered here, not after queueing for the store.
-            if let Some(d) = call.screen() {
+            // So is anything that would need argon2 while its pool is full (charged like the
+            // step, without queueing for the lookup first).
+            let early = match call.screen() {
+                Some(d) => Some(d),
+                None if pools.call_method0("hash_full")?.is_truthy()? => call.shed(),
+                None => None,
+            };
+            if let Some(d) = early {
                 return Ok(Py::new(py, Ready::new(Py::new(py, d)?.into_any()))?.into_any());
             }
             let prepared = Py::new(py, PreparedStep::new(call))?;

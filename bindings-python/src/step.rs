@@ -42,6 +42,13 @@ impl Call {
         self.engine.screen(headers, self.request.throttle_ip(), self.now).map(Decision::plain)
     }
 
+    /// Core's answer for a request arriving while the argon2 pool is full (`Engine::shed`):
+    /// charged 503 or 429 without the lookup, or `None` (the step may decide it without argon2).
+    pub(crate) fn shed(&self) -> Option<Decision> {
+        let headers = self.headers.iter().map(|(n, v)| (n, v));
+        self.engine.shed(headers, &self.request, self.now).map(Decision::plain)
+    }
+
     /// Runs the first step with the GIL released; a `Decision` or a `Pending`.
     pub(crate) fn run(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let engine = Arc::clone(&self.engine);

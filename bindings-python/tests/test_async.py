@@ -302,6 +302,37 @@ def test_throttle_guard_holds_a_bounded_number_of_429s() -> None:
     run(main)
 
 
+def test_a_full_argon2_pool_sheds_before_the_lookup_and_charges(tmp_path: Path) -> None:
+    """While the argon2 pool is full, a request that would need argon2 is answered at once
+    (503, charged like the step) without queueing for its store lookup; the budget still trips
+    (429), and cached keys still go through the step and pass."""
+    text = DEFAULT_POLICY.read_text().replace('hash = "owasp"', 'hash = "edge"').replace(
+        "[defaults.messages]", "[defaults.throttle]\nper_ip = 2\n\n[defaults.messages]"
+    )
+    engine = keycel.Engine.from_toml(text, store=keycel.SqliteStore(tmp_path / "k.db"))
+    cached = engine.keyring(hash=CHEAP).create("k", role="reader").token
+    assert engine.authorize(bearer(cached), "api.read").status == 200
+    pools = engine.configure_offload(hash_threads=1, hash_queue=0, io_threads=1, io_queue=4)
+    gate = threading.Event()
+    rng = random.Random(15)
+
+    async def main() -> Tuple[List[keycel.Decision], keycel.Decision]:
+        blocker = pools.hash.try_submit(gate.wait)
+        assert blocker is not None and pools.hash_full()
+        got = [await engine.authorize_async(bearer(forged(rng)), "api.read", client_ip="192.0.2.80") for _ in range(3)]
+        assert pools.io.busy == 0
+        hit = await engine.authorize_async(bearer(cached), "api.read", client_ip="192.0.2.80")
+        gate.set()
+        await blocker
+        return got, hit
+
+    (first, second, third), hit = run(main)
+    for d in (first, second):
+        assert d.status == 503 and d.reason.startswith("argon2 pool full"), d.reason
+    assert third.status == 429 and third.code == "too_many_failures"
+    assert hit.status == 200
+
+
 def test_every_thread_gets_the_same_pools() -> None:
     engine = keycel.Engine(DEFAULT_POLICY, store=keycel.MemoryStore())
     barrier = threading.Barrier(8)

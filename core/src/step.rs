@@ -174,6 +174,31 @@ impl Engine {
         Some(throttled.decision(self.messages()))
     }
 
+    /// For a host whose argon2 pool is full right now: the answer authorizing this request
+    /// would end in, without the record lookup. Credentials the verified-secret cache does
+    /// not know always need argon2 (an unknown id, a wrong secret and an unverified correct
+    /// one alike), so they are charged here exactly as the step charges them, and answered
+    /// 429 when the budget is spent, else 503 `overloaded` (the charge stays, as for any shed
+    /// attempt). `None` when the step may decide without argon2 (no or malformed
+    /// credentials, a secret the cache knows): run the step as usual.
+    pub fn shed<I, N, V>(&self, headers: I, request: &Request, now: Timestamp) -> Option<Decision>
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let creds = self.auth.credentials(headers).ok()?;
+        if self.auth.knows_secret(&creds) {
+            return None;
+        }
+        let work = HashWork::Verify { recognised: false };
+        Some(match self.charge(&creds, &work, request, now) {
+            Err(t) => t.decision(self.messages()),
+            // Dropped unsettled: the charges stay.
+            Ok(_charges) => Decision::overloaded(self.messages(), "argon2 pool full: shed before the lookup"),
+        })
+    }
+
     /// [`Engine::authorize_step`] for hosts that fetched the record (and user) themselves.
     pub fn step_credentials(
         &self,

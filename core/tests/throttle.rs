@@ -272,6 +272,33 @@ fn shed_attempts_stay_charged_for_known_and_unknown_ids_alike() {
     assert_throttled(&a, hashed);
 }
 
+/// `shed` (a host's argon2 pool is full) answers what step + shedding would, without the
+/// lookup: charged 503s, then the 429; cached keys and malformed credentials are left to the
+/// step.
+#[test]
+fn shed_charges_like_the_step_and_leaves_cached_keys_alone() {
+    let w = world_with("[defaults.throttle]\nper_ip = 2\nper_client_id = 0\n");
+    let (id, token) = w.key();
+    let (a, _) = w.call(&bearer(&token), None, 0);
+    assert!(a.decision.allowed);
+    drop(a);
+    let req = Request::new("api.read").client_ip("192.0.2.70");
+    let shed = |headers: &[(String, String)]| {
+        w.engine.shed(headers.iter().map(|(a, b)| (a.as_str(), b.as_str())), &req, w.now)
+    };
+    assert!(shed(&bearer(&token)).is_none(), "a cached key goes to the step");
+    assert!(shed(&[]).is_none() && shed(&[("authorization".into(), "Bearer x".into())]).is_none());
+    for headers in [bearer(&forged()), bearer(&w.wrong_secret_for(&id))] {
+        let d = shed(&headers).unwrap();
+        assert_eq!((d.status, d.header("retry-after")), (503, Some("1")));
+    }
+    let d = shed(&bearer(&forged())).unwrap();
+    assert_eq!(d.status, 429, "two charged sheds spent a budget of 2");
+    let (a, hashed) = w.call(&bearer(&forged()), Some("192.0.2.70"), 0);
+    assert_throttled(&a, hashed);
+    assert_eq!(a.decision.body_json(), d.body_json());
+}
+
 /// `screen` answers what the step would (the same 429) before any lookup, and nothing else:
 /// cached keys, requests without credentials and clients with budget left pass.
 #[test]
