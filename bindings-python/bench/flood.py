@@ -160,6 +160,10 @@ async def _flood(port: int, connections: int, seconds: float, ips: int) -> Dict[
 
 
 def load_main(args: argparse.Namespace) -> None:
+    if args.loader_uvloop:
+        import uvloop
+
+        uvloop.install()
     result = asyncio.run(_flood(args.port, args.connections, args.seconds, args.flood_ips))
     print(json.dumps(result))
 
@@ -232,13 +236,20 @@ def make_keys(db: Path, first_uses: int, hash_preset: str) -> Tuple[str, List[st
     return cached, fresh
 
 
-def start_server(port: int, db: Path, log: Path, env_extra: Dict[str, str]) -> subprocess.Popen[bytes]:
+#: uvicorn's event loop and HTTP parser per `--server`: `standard` is what `uvicorn[standard]`
+#: installs (uvloop + httptools, both C), `plain` is uvicorn's pure-Python fallback.
+SERVERS = {"standard": ["--loop", "uvloop", "--http", "httptools"], "plain": ["--loop", "asyncio", "--http", "h11"]}
+
+
+def start_server(
+    port: int, db: Path, log: Path, env_extra: Dict[str, str], server: str = "standard"
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ, KEYCEL_DB=str(db), KEYCEL_POLICY=str(POLICY), **env_extra)
     out = open(log, "wb")
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(EXAMPLES),
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-         "--backlog", "2048"],
+         "--backlog", "2048", *SERVERS[server]],
         env=env, stdout=out, stderr=subprocess.STDOUT,
     )
 
@@ -300,7 +311,7 @@ async def _measure(args: argparse.Namespace, port: int, pid: int, cached: str, f
     gen = await asyncio.create_subprocess_exec(
         sys.executable, "-I", str(Path(__file__).resolve()), "--load", "--port", str(port),
         "--connections", str(args.connections), "--seconds", str(args.seconds), "--flood-ips", str(args.flood_ips),
-        "--route", ROUTE,
+        "--route", ROUTE, *(["--loader-uvloop"] if getattr(args, "loader_uvloop", False) else []),
         stdout=asyncio.subprocess.PIPE,
     )
     await asyncio.sleep(1.0)  # let the flood build up before probing
@@ -328,12 +339,15 @@ async def _measure(args: argparse.Namespace, port: int, pid: int, cached: str, f
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
+    loadavg_before = round(os.getloadavg()[0], 1)
     with tempfile.TemporaryDirectory(prefix="keycel-flood-") as tmp:
         db = Path(tmp) / "keys.db"
         log = Path(tmp) / "uvicorn.log"
         cached, fresh = make_keys(db, int(args.seconds) + 2, args.hash)
         port = free_port()
-        proc = start_server(port, db, log, {})
+        server = getattr(args, "server", "standard")
+        hold = getattr(args, "hold", None)
+        proc = start_server(port, db, log, {} if hold is None else {"KEYCEL_THROTTLE_HOLD": str(hold)}, server)
         try:
             wait_ready(proc, port, log)
             for _ in range(3):
@@ -370,7 +384,10 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     result["settings"] = {
         "connections": args.connections, "seconds": args.seconds,
         "flood_ips": min(args.flood_ips, args.connections),
-        "route": ROUTE, "hash": args.hash, "cpus": os.cpu_count(), "loadavg_1m_after": round(os.getloadavg()[0], 1),
+        "route": ROUTE, "hash": args.hash, "server": getattr(args, "server", "standard"),
+        "hold_s": "default" if getattr(args, "hold", None) is None else args.hold,
+        "loader": "uvloop" if getattr(args, "loader_uvloop", False) else "asyncio",
+        "cpus": os.cpu_count(), "loadavg_1m_before": loadavg_before, "loadavg_1m_after": round(os.getloadavg()[0], 1),
     }
     return result
 
@@ -395,7 +412,8 @@ def report(r: Dict[str, Any]) -> str:
     s = r["settings"]
     lines = [
         f"flood: {s['route']}, {s['connections']} connections x {s['seconds']} s from {s['flood_ips']} source IP(s), "
-        f"hash preset {s['hash']}, {s['cpus']} CPUs, load average {s['loadavg_1m_after']}",
+        f"hash preset {s['hash']}, uvicorn {s['server']}, 429 hold {s['hold_s']} (s), loader {s['loader']}, {s['cpus']} CPUs, "
+        f"load average {s['loadavg_1m_before']} before / {s['loadavg_1m_after']} after",
         f"{'stream':<10} {'requests':>8} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}  answers",
     ]
     for name in ("flood", "cached", "first_use", "health"):
@@ -427,6 +445,13 @@ def main() -> None:
     p.add_argument("--flood-ips", type=int, default=64, help="loopback source addresses of the flood (127.0.1.x)")
     p.add_argument("--route", default=ROUTE, help="keycel route to flood and probe (/mw/accounts/acc_1/data: the ASGI middleware)")
     p.add_argument("--hash", default="owasp", help="argon2 preset of the probe keys (the policy's default)")
+    p.add_argument("--server", choices=sorted(SERVERS), default="standard",
+                   help="uvicorn loop + parser: standard = uvloop + httptools (uvicorn[standard]), plain = asyncio + h11")
+    p.add_argument("--hold", type=float, default=None,
+                   help="seconds the server holds each screened 429 (ThrottleGuard's bounded tarpit; default: the "
+                   "example app's, 3 s; 0: answer at once)")
+    p.add_argument("--loader-uvloop", action="store_true",
+                   help="run the load generator on uvloop (cheaper per request: leaves the server more CPU)")
     p.add_argument("--probe-timeout", type=float, default=60.0)
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--load", action="store_true", help=argparse.SUPPRESS)

@@ -397,6 +397,25 @@ impl Engine {
         }
     }
 
+    /// Core's failure-budget screen, for a host to run before anything else (keycel's ASGI
+    /// guard runs it before routing): the 429 `too_many_failures` Decision that authorizing
+    /// this request would answer because its client address (`client_ip`) or its client id
+    /// has no failure left and the verified-secret cache does not know the secret presented;
+    /// `None` otherwise (authorize as usual). No lookup, no argon2, no charge: microseconds,
+    /// fine on the event loop. Cached keys are never screened out.
+    #[pyo3(signature = (headers, client_ip = None, now = None))]
+    fn screen(
+        &self,
+        headers: &Bound<'_, PyAny>,
+        client_ip: Option<&str>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Decision>> {
+        let pairs = crate::convert::headers(headers, &self.headers)?;
+        let now = timestamp(now, "now")?;
+        let d = self.inner.screen(pairs.iter().map(|(n, v)| (n, v)), client_ip, now);
+        Ok(d.map(Decision::plain))
+    }
+
     /// `authorize` for event loops: awaits a `Decision`, and never runs argon2 or store I/O on
     /// the loop. What core decides in its first step (a cached secret, a malformed token, a
     /// client over its failure budget) is answered at once when the store is in memory; a
@@ -423,6 +442,17 @@ impl Engine {
         let pools = self.pools(py)?;
         let now = now.map_or_else(|| py.None(), |n| n.clone().unbind());
         if !self.store.in_memory {
+            // A client over its failure budget is answered here, not after queueing for the store.
+            // So is anything that would need argon2 while its pool is full (charged like the
+            // step, without queueing for the lookup first).
+            let early = match call.screen() {
+                Some(d) => Some(d),
+                None if pools.call_method0("hash_full")?.is_truthy()? => call.shed(),
+                None => None,
+            };
+            if let Some(d) = early {
+                return Ok(Py::new(py, Ready::new(Py::new(py, d)?.into_any()))?.into_any());
+            }
             let prepared = Py::new(py, PreparedStep::new(call))?;
             return Ok(pools.call_method1("step_then_finish", (prepared, now))?.unbind());
         }

@@ -54,8 +54,8 @@ impl Pending {
     }
 
     /// Core's 503 `overloaded` decision (with `Retry-After`) for a host that sheds this
-    /// request instead of hashing it (its failure-budget charges are refunded). Once, like
-    /// `finish()`.
+    /// request instead of hashing it (its failure-budget charges stay: only a success gives
+    /// them back). Once, like `finish()`.
     fn overloaded(&self) -> PyResult<Decision> {
         let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
         if taken.is_none() {

@@ -35,6 +35,20 @@ impl Call {
         self.engine.authorize_step(self.headers.iter().map(|(n, v)| (n, v)), &self.request, &lookup, self.now)
     }
 
+    /// Core's failure-budget screen (no lookup, no hash): the step's 429 for a client over
+    /// its budget, so it never waits for a pool. Cheap enough to run on the event loop.
+    pub(crate) fn screen(&self) -> Option<Decision> {
+        let headers = self.headers.iter().map(|(n, v)| (n, v));
+        self.engine.screen(headers, self.request.throttle_ip(), self.now).map(Decision::plain)
+    }
+
+    /// Core's answer for a request arriving while the argon2 pool is full (`Engine::shed`):
+    /// charged 503 or 429 without the lookup, or `None` (the step may decide it without argon2).
+    pub(crate) fn shed(&self) -> Option<Decision> {
+        let headers = self.headers.iter().map(|(n, v)| (n, v));
+        self.engine.shed(headers, &self.request, self.now).map(Decision::plain)
+    }
+
     /// Runs the first step with the GIL released; a `Decision` or a `Pending`.
     pub(crate) fn run(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let engine = Arc::clone(&self.engine);

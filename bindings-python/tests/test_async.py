@@ -224,6 +224,115 @@ def test_middleware_charges_failures_to_the_socket_peer() -> None:
     assert other == 401 and hit == 200
 
 
+def test_throttle_guard_answers_before_the_app() -> None:
+    """`ThrottleGuard` answers a spent address with core's 429 before the app runs (the app
+    would answer the same); cached keys, other addresses and requests without credentials
+    reach the app. `Engine.screen` itself never charges."""
+    from keycel.asgi import KeycelMiddleware, ThrottleGuard
+
+    engine = throttled_engine()
+    reached: List[str] = []
+
+    async def ok_app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["client"][0])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    guarded = ThrottleGuard(KeycelMiddleware(ok_app, engine, action="api.read"), engine)
+    rng = random.Random(12)
+    cached = engine.keyring(hash=CHEAP).create("k", role="reader").token
+    attacker = ("203.0.113.8", 4000)
+    for _ in range(10):
+        assert engine.screen(bearer(forged(rng)), client_ip=attacker[0]) is None  # no charge
+
+    async def main() -> Tuple[List[int], Tuple[int, Dict[str, str]], int, int]:
+        assert (await asgi_get(guarded, ("198.51.100.3", 1), cached))[0] == 200
+        statuses = [(await asgi_get(guarded, attacker, forged(rng)))[0] for _ in range(3)]
+        reached.clear()
+        last = await asgi_get(guarded, attacker, forged(rng))
+        other = (await asgi_get(guarded, ("198.51.100.2", 4000), forged(rng)))[0]
+        hit = (await asgi_get(guarded, attacker, cached))[0]
+        return statuses, last, other, hit
+
+    statuses, (status, headers), other, hit = run(main)
+    assert statuses == [401, 401, 401], statuses
+    assert status == 429 and headers["retry-after"] and headers["content-type"] == "application/json"
+    # Only the cached key's request reached the app (the other address got the middleware's 401).
+    assert reached == [attacker[0]], reached
+    assert other == 401 and hit == 200
+    screened = engine.screen(bearer(forged(rng)), client_ip=attacker[0])
+    stepped = engine.authorize(bearer(forged(rng)), "api.read", client_ip=attacker[0])
+    assert screened is not None and screened.status == 429 == stepped.status
+    assert screened.body_json() == stepped.body_json() and screened.headers == stepped.headers
+    assert engine.screen({}, client_ip=attacker[0]) is None
+
+
+def test_throttle_guard_holds_a_bounded_number_of_429s() -> None:
+    """The tarpit holds at most `max_held` screened 429s (each at most min(hold, Retry-After));
+    past the bound they are answered at once, and nothing else is ever held."""
+    from keycel.asgi import ThrottleGuard
+
+    engine = throttled_engine()
+
+    async def ok_app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    guard = ThrottleGuard(ok_app, engine, hold=0.5, max_held=1)
+    rng = random.Random(13)
+    attacker = ("203.0.113.9", 1)
+    for _ in range(3):
+        assert engine.authorize(bearer(forged(rng)), "api.read", client_ip=attacker[0]).status == 401
+    with pytest.raises(ValueError):
+        ThrottleGuard(ok_app, engine, hold=-1)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(asgi_get(guard, attacker, forged(rng)))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert guard.held == 1 and not first.done()
+        # The bound is reached: the next 429 goes out at once, and other clients pass.
+        assert (await asgi_get(guard, attacker, forged(rng)))[0] == 429
+        assert (await asgi_get(guard, ("198.51.100.9", 1), forged(rng)))[0] == 200  # not screened
+        assert guard.held == 1 and not first.done()
+        # Then it is answered (after `hold`, here shorter than its Retry-After of 20 s).
+        status, _ = await asyncio.wait_for(first, timeout=10)
+        assert status == 429 and guard.held == 0
+
+    run(main)
+
+
+def test_a_full_argon2_pool_sheds_before_the_lookup_and_charges(tmp_path: Path) -> None:
+    """While the argon2 pool is full, a request that would need argon2 is answered at once
+    (503, charged like the step) without queueing for its store lookup; the budget still trips
+    (429), and cached keys still go through the step and pass."""
+    text = DEFAULT_POLICY.read_text().replace('hash = "owasp"', 'hash = "edge"').replace(
+        "[defaults.messages]", "[defaults.throttle]\nper_ip = 2\n\n[defaults.messages]"
+    )
+    engine = keycel.Engine.from_toml(text, store=keycel.SqliteStore(tmp_path / "k.db"))
+    cached = engine.keyring(hash=CHEAP).create("k", role="reader").token
+    assert engine.authorize(bearer(cached), "api.read").status == 200
+    pools = engine.configure_offload(hash_threads=1, hash_queue=0, io_threads=1, io_queue=4)
+    gate = threading.Event()
+    rng = random.Random(15)
+
+    async def main() -> Tuple[List[keycel.Decision], keycel.Decision]:
+        blocker = pools.hash.try_submit(gate.wait)
+        assert blocker is not None and pools.hash_full()
+        got = [await engine.authorize_async(bearer(forged(rng)), "api.read", client_ip="192.0.2.80") for _ in range(3)]
+        assert pools.io.busy == 0
+        hit = await engine.authorize_async(bearer(cached), "api.read", client_ip="192.0.2.80")
+        gate.set()
+        await blocker
+        return got, hit
+
+    (first, second, third), hit = run(main)
+    for d in (first, second):
+        assert d.status == 503 and d.reason.startswith("argon2 pool full"), d.reason
+    assert third.status == 429 and third.code == "too_many_failures"
+    assert hit.status == 200
+
+
 def test_every_thread_gets_the_same_pools() -> None:
     engine = keycel.Engine(DEFAULT_POLICY, store=keycel.MemoryStore())
     barrier = threading.Barrier(8)

@@ -262,6 +262,18 @@ impl Authenticator {
         AuthStep::Hash(HashWork::Verify { recognised: false })
     }
 
+    /// True when the verified-secret cache has seen this exact secret for this client id
+    /// verified before (see [`crate::cache::VerifiedCache::knows`]); false without `std`.
+    pub fn knows_secret(&self, creds: &Credentials) -> bool {
+        #[cfg(feature = "std")]
+        return self.cache.knows(creds.client_id().as_str(), creds.secret().expose().as_bytes());
+        #[cfg(not(feature = "std"))]
+        {
+            let _ = creds;
+            false
+        }
+    }
+
     /// The argon2 part, through the gate (overloaded when every slot stays busy for the
     /// gate's `max_wait`). `creds`, `record` and `user` must be those given to `begin`.
     pub fn complete(

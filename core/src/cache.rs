@@ -223,6 +223,19 @@ impl VerifiedCache {
         }
     }
 
+    /// True when this exact secret was verified for `client_id` at some point (whatever the
+    /// stored hash or the TTL now say): only its holder can produce the keyed digest. Used to
+    /// let such a request past the failure-budget screen, never to skip argon2. Marks nothing.
+    pub fn knows(&self, client_id: &str, secret: &[u8]) -> bool {
+        if self.config.capacity == 0 {
+            return false;
+        }
+        // The digest first, whether or not there is an entry: the same work for every id.
+        let Some(d) = self.digest(client_id, secret) else { return false };
+        let stored = self.lock().get_mut(client_id).map(|s| s.entry.digest);
+        stored.is_some_and(|s| s == d)
+    }
+
     /// Records a successful argon2 verification.
     pub fn insert(&self, client_id: &str, phc: &str, secret: &[u8], now: Timestamp, needs_rehash: bool) {
         if self.config.capacity == 0 {

@@ -5,11 +5,16 @@
 //! (a subject over budget is answered 429 here, without hashing). What is left is argon2: the
 //! step returns it as a [`PendingAuth`], which owns everything it needs (`'static`, `Send`),
 //! so the host can [`PendingAuth::finish`] it on a worker thread, or answer 503 itself when its
-//! pool is full (dropping a pending authentication refunds its budget charges).
+//! pool is full. Only a success gives the budget charges back: an attempt that was shed (503)
+//! stays charged, so a flood that saturates the host still trips the budgets.
 //! `Engine::authorize` is the two in a row, so the decision never depends on how a host
 //! splits the work.
+//!
+//! [`Engine::screen`] is the step's 429 alone, before anything else (no record lookup): a host
+//! runs it first (at the ASGI level, before routing) so a client over its budget costs a
+//! budget lookup, not a request's worth of framework.
 
-use crate::auth::{AuthFailure, AuthStep, Authenticated, FailureReason, HashWork};
+use crate::auth::{AuthFailure, AuthStep, Authenticated, HashWork};
 use crate::credentials::Credentials;
 use crate::decision::Decision;
 use crate::engine::{Authorization, Engine, Lookup};
@@ -71,7 +76,13 @@ impl PendingAuth {
     }
 }
 
-/// Failures charged before argon2; refunded on drop unless settled as a real failure.
+/// Failures charged before argon2; given back only when the authentication succeeds.
+///
+/// An attempt the host sheds (its pool full) or the gate turns away (503) stays charged: it
+/// was an unverified secret all the same, and refunding it let a flood that saturates the
+/// host never trip a budget (every attempt was shed, so none counted). Keeping the charge for
+/// every kind of attempt alike (unknown id, known id with a wrong secret, a correct secret
+/// not yet verified) keeps the 429 from saying whether an id exists.
 #[derive(Debug)]
 pub(crate) struct Charges {
     budget: Option<Arc<dyn FailureBudget>>,
@@ -84,12 +95,10 @@ impl Charges {
         Charges { budget: None, ip: None, client_id: None }
     }
 
-    /// Keeps the charges when argon2 ran and failed; refunds them on success, or when the
-    /// gate was full (no argon2 ran).
+    /// Refunds the charges on success; keeps them on any failure, the gate's 503 included.
     pub(crate) fn settle(mut self, result: &Result<Authenticated, AuthFailure>, now: Timestamp) {
-        match result {
-            Err(f) if f.reason != FailureReason::Overloaded => self.budget = None,
-            _ => self.refund(now),
+        if result.is_ok() {
+            self.refund(now);
         }
     }
 
@@ -102,14 +111,6 @@ impl Charges {
                 b.refund(Subject::ClientId(id), now);
             }
         }
-    }
-}
-
-impl Drop for Charges {
-    fn drop(&mut self) {
-        // Never finished (the host shed it): nothing was hashed, so nothing failed. The
-        // clock only bounds the refund from below, so the epoch is as good as any.
-        self.refund(Timestamp::saturating_from_unix(0));
     }
 }
 
@@ -142,6 +143,60 @@ impl Engine {
             None => None,
         };
         self.step_credentials(creds, record, user, request, now)
+    }
+
+    /// The failed-authentication budget alone, before the record lookup and anything else a
+    /// host does per request: `Some(429 too_many_failures)` when the request presents
+    /// well-formed credentials that the verified-secret cache does not know and its client
+    /// address (`client_ip`) or its client id has no failure left, which is exactly the answer
+    /// [`Engine::authorize_step`] would give it (same status, body and `Retry-After`); `None`
+    /// otherwise (go on and authorize). Never charges, never hashes, never reads the store, so
+    /// a host can run it inline for every request (keycel's ASGI guard does, before routing).
+    /// A secret the cache knows (a cached key, also past its TTL) is never screened out.
+    pub fn screen<I, N, V>(&self, headers: I, client_ip: Option<&str>, now: Timestamp) -> Option<Decision>
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let creds = self.auth.credentials(headers).ok()?;
+        if self.auth.knows_secret(&creds) {
+            return None;
+        }
+        let id = creds.client_id().as_str();
+        let throttled = match client_ip.and_then(|ip| Some((ip, self.budget.exhausted(Subject::Ip(ip), now)?))) {
+            Some((ip, e)) => Throttled { what: format!("client address {ip:?}"), retry_after_secs: e.retry_after_secs },
+            None => {
+                let e = self.budget.exhausted(Subject::ClientId(id), now)?;
+                Throttled { what: format!("client id {id}"), retry_after_secs: e.retry_after_secs }
+            }
+        };
+        Some(throttled.decision(self.messages()))
+    }
+
+    /// For a host whose argon2 pool is full right now: the answer authorizing this request
+    /// would end in, without the record lookup. Credentials the verified-secret cache does
+    /// not know always need argon2 (an unknown id, a wrong secret and an unverified correct
+    /// one alike), so they are charged here exactly as the step charges them, and answered
+    /// 429 when the budget is spent, else 503 `overloaded` (the charge stays, as for any shed
+    /// attempt). `None` when the step may decide without argon2 (no or malformed
+    /// credentials, a secret the cache knows): run the step as usual.
+    pub fn shed<I, N, V>(&self, headers: I, request: &Request, now: Timestamp) -> Option<Decision>
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let creds = self.auth.credentials(headers).ok()?;
+        if self.auth.knows_secret(&creds) {
+            return None;
+        }
+        let work = HashWork::Verify { recognised: false };
+        Some(match self.charge(&creds, &work, request, now) {
+            Err(t) => t.decision(self.messages()),
+            // Dropped unsettled: the charges stay.
+            Ok(_charges) => Decision::overloaded(self.messages(), "argon2 pool full: shed before the lookup"),
+        })
     }
 
     /// [`Engine::authorize_step`] for hosts that fetched the record (and user) themselves.

@@ -4,10 +4,11 @@
 //! Before an uncached secret is verified, the engine *charges* one failure to the request's
 //! client address and one to the presented client id; a subject with no budget left is
 //! answered at once with 429 `too_many_failures` and `Retry-After`, without hashing. A success
-//! refunds both charges (so legitimate traffic never spends a budget), a 503 from the argon2
-//! gate refunds them too (no argon2 ran). Charging before hashing, not counting after, keeps
-//! the bound under concurrency: 64 parallel requests from one address run at most its budget
-//! of argon2 computations, not 64.
+//! refunds both charges (so legitimate traffic never spends a budget); nothing else does: an
+//! attempt shed with a 503 (the host's pool or the argon2 gate full) stays charged, or a flood
+//! that saturates the host would never trip a budget. Charging before hashing, not counting
+//! after, keeps the bound under concurrency: 64 parallel requests from one address run at most
+//! its budget of argon2 computations, not 64.
 //!
 //! Who is never held back: a secret answered from the verified-secret cache (cached keys keep
 //! working from a throttled address, and while an attacker hammers their client id), and a
@@ -109,8 +110,16 @@ pub struct Exhausted {
 pub trait FailureBudget: Send + Sync + fmt::Debug {
     /// Takes one failure from `subject`'s budget, or says when one will be free again.
     fn charge(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted>;
-    /// Gives back a charge that turned out not to be a failure (a success, or no argon2 ran).
+    /// Gives back a charge that turned out not to be a failure (a success).
     fn refund(&self, subject: Subject<'_>, now: Timestamp);
+    /// Whether a charge to `subject` would be refused now, without charging or tracking it:
+    /// what [`Engine::screen`](crate::engine::Engine::screen) asks before anything else. The
+    /// default says "not exhausted" (a budget that cannot peek cheaply screens nothing; the
+    /// step's charge still holds the bound).
+    fn exhausted(&self, subject: Subject<'_>, now: Timestamp) -> Option<Exhausted> {
+        let _ = (subject, now);
+        None
+    }
 }
 
 /// Budgets held in this process: one capped map per subject kind.
@@ -230,6 +239,16 @@ impl LocalBudget {
     }
 }
 
+/// `Some` when one more charge of `interval` would take `debt` past the window.
+fn over(debt: Debt, now_ms: i64, interval: i64, tolerance: i64) -> Option<Exhausted> {
+    let next = debt.at(now_ms).saturating_add(interval);
+    // Conforming while the debt after this charge fits the window.
+    (next > tolerance + interval).then(|| {
+        let wait_ms = next - interval - tolerance;
+        Exhausted { retry_after_secs: u32::try_from((wait_ms + 999) / 1000).unwrap_or(u32::MAX).max(1) }
+    })
+}
+
 impl FailureBudget for LocalBudget {
     fn charge(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
         let Some((table, limit)) = self.table(subject) else { return Ok(()) };
@@ -238,16 +257,20 @@ impl FailureBudget for LocalBudget {
         let key = key_of(subject);
         let mut tracked = lock(table);
         tracked.update(&key, self.config.max_tracked, |debt| {
-            let next = debt.at(now_ms).saturating_add(interval);
-            // Conforming while the debt after this charge fits the window.
-            if next > tolerance + interval {
-                let wait_ms = next - interval - tolerance;
-                let secs = u32::try_from((wait_ms + 999) / 1000).unwrap_or(u32::MAX).max(1);
-                return Err(Exhausted { retry_after_secs: secs });
+            if let Some(e) = over(*debt, now_ms, interval, tolerance) {
+                return Err(e);
             }
-            *debt = Debt { ms: next, at: now_ms };
+            *debt = Debt { ms: debt.at(now_ms).saturating_add(interval), at: now_ms };
             Ok(())
         })
+    }
+
+    fn exhausted(&self, subject: Subject<'_>, now: Timestamp) -> Option<Exhausted> {
+        let (table, limit) = self.table(subject)?;
+        let (interval, tolerance) = self.rates(limit);
+        let now_ms = now.unix().saturating_mul(1000);
+        let debt = *lock(table).debts.get(key_of(subject).as_ref())?;
+        over(debt, now_ms, interval, tolerance)
     }
 
     fn refund(&self, subject: Subject<'_>, now: Timestamp) {
@@ -300,6 +323,24 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(b.charge(Subject::ClientId("kc_a"), t(70)), Ok(()));
         }
+    }
+
+    /// A peek says what the next charge would answer, and changes nothing.
+    #[test]
+    fn exhausted_peeks_without_charging_or_tracking() {
+        let b = budget(2, 0);
+        let ip = Subject::Ip("10.0.0.9");
+        assert_eq!(b.exhausted(ip, t(0)), None);
+        assert_eq!(b.tracked(), 0, "a peek tracks nothing");
+        assert!(b.charge(ip, t(0)).is_ok());
+        assert_eq!(b.exhausted(ip, t(0)), None);
+        assert!(b.charge(ip, t(0)).is_ok());
+        for _ in 0..5 {
+            assert_eq!(b.exhausted(ip, t(0)), Some(Exhausted { retry_after_secs: 30 }));
+        }
+        assert_eq!(b.charge(ip, t(0)), Err(Exhausted { retry_after_secs: 30 }), "peeks spent nothing");
+        assert_eq!(b.exhausted(ip, t(30)), None);
+        assert_eq!(b.exhausted(Subject::ClientId("kc_z"), t(0)), None, "a budget of 0 is off");
     }
 
     /// A host passing an older `now` (a clock stepping back) neither inflates nor forgives.

@@ -227,21 +227,125 @@ fn concurrent_failures_cannot_overshoot_the_budget() {
     assert_eq!(hashed.load(Ordering::SeqCst), 4);
 }
 
-/// A pending authentication the host sheds (its pool is full) gives its charges back.
+/// A pending authentication the host sheds (its pool is full) stays charged, whether its id
+/// exists or not: before, every shed attempt was refunded, so a flood that kept the host
+/// saturated (all answers 503) never tripped a budget. Only a success gives a charge back.
 #[test]
-fn shed_pending_authentications_are_refunded() {
+fn shed_attempts_stay_charged_for_known_and_unknown_ids_alike() {
+    let w = world_with("[defaults.throttle]\nper_ip = 2\nper_client_id = 0\n");
+    let (id, token) = w.key();
+    let step = |headers: &[(String, String)], ip: &str| {
+        let req = Request::new("api.read").client_ip(ip);
+        w.engine.authorize_step(headers.iter().map(|(a, b)| (a.as_str(), b.as_str())), &req, w.store.as_ref(), w.now)
+    };
+    let mut last = Vec::new();
+    for (ip, headers) in [("192.0.2.50", bearer(&forged())), ("192.0.2.51", bearer(&w.wrong_secret_for(&id)))] {
+        for i in 0..2 {
+            let s = step(&headers, ip);
+            assert!(s.needs_hash(), "{ip} attempt {i}");
+            drop(s); // shed: no argon2 ran
+        }
+        match step(&headers, ip) {
+            Step::Decided(a) => last.push(a.decision),
+            Step::NeedsHash(_) => panic!("{ip}: two shed attempts did not spend a budget of 2"),
+        }
+    }
+    assert_eq!(last[0].status, 429);
+    assert_eq!(last[0].body_json(), last[1].body_json(), "unknown and known ids answer alike");
+    assert_eq!(last[0].headers, last[1].headers);
+    // A success still refunds: a key's own first uses never spend its address's budget.
+    for _ in 0..4 {
+        let (_, token) = w.key();
+        let (a, hashed) = w.call(&bearer(&token), Some("192.0.2.52"), 0);
+        assert!(a.decision.allowed && hashed);
+    }
+    // The gate's 503 (every slot busy past max_wait) is a shed too: it stays charged.
     let w = world_with("[defaults.throttle]\nper_ip = 1\nper_client_id = 0\n");
-    let req = Request::new("api.read").client_ip("192.0.2.50");
-    for _ in 0..5 {
-        let headers = bearer(&forged());
-        let step = w.engine.authorize_step(
-            headers.iter().map(|(a, b)| (a.as_str(), b.as_str())),
-            &req,
-            w.store.as_ref(),
-            w.now,
-        );
-        assert!(step.needs_hash(), "a shed request was counted as a failure");
-        drop(step);
+    let _ = token;
+    let held: Vec<_> = (0..w.engine.authenticator().config().gate.max_concurrent)
+        .map(|_| w.engine.authenticator().gate().enter().unwrap())
+        .collect();
+    let (a, hashed) = w.call(&bearer(&forged()), Some("192.0.2.60"), 0);
+    assert!(hashed && a.decision.status == 503, "{:?}", a.decision);
+    drop(held);
+    let (a, hashed) = w.call(&bearer(&forged()), Some("192.0.2.60"), 0);
+    assert_throttled(&a, hashed);
+}
+
+/// `shed` (a host's argon2 pool is full) answers what step + shedding would, without the
+/// lookup: charged 503s, then the 429; cached keys and malformed credentials are left to the
+/// step.
+#[test]
+fn shed_charges_like_the_step_and_leaves_cached_keys_alone() {
+    let w = world_with("[defaults.throttle]\nper_ip = 2\nper_client_id = 0\n");
+    let (id, token) = w.key();
+    let (a, _) = w.call(&bearer(&token), None, 0);
+    assert!(a.decision.allowed);
+    drop(a);
+    let req = Request::new("api.read").client_ip("192.0.2.70");
+    let shed = |headers: &[(String, String)]| {
+        w.engine.shed(headers.iter().map(|(a, b)| (a.as_str(), b.as_str())), &req, w.now)
+    };
+    assert!(shed(&bearer(&token)).is_none(), "a cached key goes to the step");
+    assert!(shed(&[]).is_none() && shed(&[("authorization".into(), "Bearer x".into())]).is_none());
+    for headers in [bearer(&forged()), bearer(&w.wrong_secret_for(&id))] {
+        let d = shed(&headers).unwrap();
+        assert_eq!((d.status, d.header("retry-after")), (503, Some("1")));
+    }
+    let d = shed(&bearer(&forged())).unwrap();
+    assert_eq!(d.status, 429, "two charged sheds spent a budget of 2");
+    let (a, hashed) = w.call(&bearer(&forged()), Some("192.0.2.70"), 0);
+    assert_throttled(&a, hashed);
+    assert_eq!(a.decision.body_json(), d.body_json());
+}
+
+/// `screen` answers what the step would (the same 429) before any lookup, and nothing else:
+/// cached keys, requests without credentials and clients with budget left pass.
+#[test]
+fn screen_answers_the_steps_429_before_the_lookup() {
+    let w = world_with("[defaults.throttle]\nper_ip = 2\nper_client_id = 3\n");
+    let (id, token) = w.key();
+    let (a, _) = w.call(&bearer(&token), Some("198.51.100.7"), 0);
+    assert!(a.decision.allowed);
+    drop(a);
+    let screen = |headers: &[(String, String)], ip: Option<&str>| {
+        w.engine.screen(headers.iter().map(|(a, b)| (a.as_str(), b.as_str())), ip, w.now)
+    };
+    let ip = Some("198.51.100.7");
+    assert!(screen(&bearer(&forged()), ip).is_none(), "budget left");
+    for _ in 0..2 {
+        let (a, _) = w.call(&bearer(&forged()), ip, 0);
+        assert_eq!(a.decision.status, 401);
+    }
+    // The address is spent: the screen answers exactly the step's 429.
+    let forged_headers = bearer(&forged());
+    let screened = screen(&forged_headers, ip).expect("a spent address is screened");
+    let (stepped, hashed) = w.call(&forged_headers, ip, 0);
+    assert_throttled(&stepped, hashed);
+    assert_eq!(screened.status, 429);
+    assert_eq!(screened.body_json(), stepped.decision.body_json());
+    assert_eq!(screened.headers, stepped.decision.headers);
+    // Never screened: the cached key from that address, no credentials, another address.
+    assert!(screen(&bearer(&token), ip).is_none());
+    assert!(screen(&[], ip).is_none());
+    assert!(screen(&[("authorization".into(), "Bearer nonsense".into())], ip).is_none());
+    assert!(screen(&bearer(&forged()), Some("198.51.100.8")).is_none());
+    // A spent client id is screened from any address (and without one), unless the cache
+    // knows the secret presented.
+    for i in 0..3 {
+        let (a, _) = w.call(&bearer(&w.wrong_secret_for(&id)), Some(&format!("10.3.0.{i}")), 0);
+        assert_eq!(a.decision.status, 401);
+    }
+    let screened = screen(&bearer(&w.wrong_secret_for(&id)), None).expect("a spent id is screened");
+    assert_eq!(screened.status, 429);
+    assert!(screen(&bearer(&token), Some("10.3.1.1")).is_none(), "the holder of the cached secret passes");
+    // The screen charges nothing: a fresh address still has its whole budget.
+    for _ in 0..10 {
+        assert!(screen(&bearer(&forged()), Some("10.4.0.1")).is_none());
+    }
+    for _ in 0..2 {
+        let (a, _) = w.call(&bearer(&forged()), Some("10.4.0.1"), 0);
+        assert_eq!(a.decision.status, 401);
     }
 }
 

@@ -443,6 +443,10 @@ class Engine:
         client_ip: Optional[str] = None,
     ) -> Union[Decision, Pending]:
         """Cached keys and cheap failures decide here; anything needing argon2 returns a Pending."""
+    def screen(
+        self, headers: HeadersArg, client_ip: Optional[str] = None, now: Optional[TimeLike] = None
+    ) -> Optional[Decision]:
+        """The 429 authorizing would answer a client over its failure budget (no lookup, no hash), else None."""
     def authorize_async(
         self,
         headers: HeadersArg,

@@ -15,15 +15,21 @@ lease is released when the app returns, also when it raises.
 
     app = KeycelMiddleware(app, engine, action=lambda scope: "api.read",
                            account=lambda scope: scope["path_params"].get("account_id"))
+
+:class:`ThrottleGuard` answers clients over their failed-authentication budget with core's
+429 before the app (routing, a framework's request and dependency machinery) sees the
+request: :func:`keycel.fastapi.install` adds it. Under a flood of forged tokens most answers
+are these 429s, so what each one costs the event loop decides what every other request waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, MutableMapping, Optional, Tuple, Union
 
 from ._keycel import Decision, Engine
 
-__all__ = ["KeycelMiddleware", "STATE_KEY", "deny_response_parts"]
+__all__ = ["KeycelMiddleware", "ThrottleGuard", "STATE_KEY", "deny_response_parts"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -117,6 +123,64 @@ class KeycelMiddleware:
         state[STATE_KEY] = decision
         async with decision:
             await self.app(scope, receive, send)
+
+
+#: Default tarpit of :class:`ThrottleGuard`: a screened 429 is held up to this many seconds
+#: (never past its Retry-After) ...
+HOLD = 3.0
+#: ... while fewer than this many are held; past it they are answered at once.
+MAX_HELD = 256
+
+
+class ThrottleGuard:
+    """Answers a client over its failed-authentication budget with core's 429
+    ``too_many_failures`` (``Retry-After``) before the wrapped ASGI app sees the request.
+
+    For each HTTP request and WebSocket handshake it runs :meth:`keycel.Engine.screen` on the
+    headers and the socket peer's address: no record lookup, no argon2, no charge, a few
+    microseconds on the loop. Only requests presenting credentials the verified-secret cache
+    does not know, from an address or for a client id whose budget is spent, are answered;
+    the answer is the one authorizing would give (same status, headers and body), also on
+    routes that do not authorize (a public route asked with a throttled client's
+    credentials). Everything else passes untouched; other scopes (``lifespan``) too.
+    """
+
+    def __init__(self, app: ASGIApp, engine: Engine, *, hold: float = HOLD, max_held: int = MAX_HELD) -> None:
+        """``hold`` (seconds; 0 answers at once): a bounded tarpit. A screened 429 is sent
+        after ``min(hold, Retry-After)`` seconds while fewer than ``max_held`` are held; beyond
+        that it is sent at once. A flooding client gets its answer no earlier than it could
+        have succeeded anyway, and each connection it keeps busy costs one sleeping task
+        instead of a request per millisecond; memory stays bounded by ``max_held``."""
+        if hold < 0 or max_held < 0:
+            raise ValueError("hold and max_held must not be negative")
+        self.app = app
+        self.engine = engine
+        self.hold = hold
+        self.max_held = max_held
+        self.held = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http" or kind == "websocket":
+            client = scope.get("client")
+            decision = self.engine.screen(scope.get("headers", ()), client[0] if client else None)
+            if decision is not None:
+                if self.hold > 0 and self.held < self.max_held:
+                    await self._held(decision)
+                await _deny(scope, receive, send, decision)
+                return
+        await self.app(scope, receive, send)
+
+    async def _held(self, decision: Decision) -> None:
+        try:
+            retry = float(decision.headers.get("Retry-After", "1"))
+        except ValueError:
+            retry = 1.0
+        self.held += 1
+        try:
+            await asyncio.sleep(min(self.hold, retry))
+        finally:
+            self.held -= 1
 
 
 async def _deny(scope: Scope, receive: Receive, send: Send, decision: Decision) -> None:

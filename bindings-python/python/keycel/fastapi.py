@@ -38,6 +38,7 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 
 from ._keycel import Decision, Engine
+from .asgi import HOLD, ThrottleGuard
 
 __all__ = [
     "KeycelHTTPException",
@@ -129,11 +130,20 @@ def check_routes(app: Any) -> None:
                 )
 
 
-def install(app: Any, engine: Engine) -> None:
+def install(app: Any, engine: Engine, *, screen: bool = True, hold: float = HOLD) -> None:
     """Stores the engine on ``app.state``, registers the denial handler, and checks every
-    route's ``account=`` path parameter now and when the app starts (:func:`check_routes`)."""
+    route's ``account=`` path parameter now and when the app starts (:func:`check_routes`).
+
+    ``screen`` (default on) adds :class:`keycel.asgi.ThrottleGuard`: a client over its
+    failed-authentication budget gets core's 429 before routing, FastAPI's request and
+    dependency machinery (the dependency would answer the same 429, at many times the cost
+    on the event loop); ``hold`` is its bounded tarpit (default 3 s, at most 256 held at
+    once, never past the 429's Retry-After; 0 turns it off; see ``ThrottleGuard``). Call
+    ``install`` before the app starts (it adds a middleware)."""
     setattr(app.state, ENGINE_STATE, engine)
     app.add_exception_handler(KeycelHTTPException, _handler)
+    if screen:
+        app.add_middleware(ThrottleGuard, engine=engine, hold=hold)
     check_routes(app)
     router = getattr(app, "router", None)
     inner = getattr(router, "lifespan_context", None)

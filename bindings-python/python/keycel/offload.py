@@ -106,6 +106,12 @@ class Offload:
         self.hash = BoundedPool(hash_threads, hash_queue, "keycel-argon2", background=True)
         self.io = BoundedPool(io_threads, io_queue, "keycel-store")
 
+    def hash_full(self) -> bool:
+        """True while the argon2 pool takes no more work: a request that would need argon2 is
+        answered at once (core's ``Engine::shed``: charged, 503) instead of queueing for its
+        lookup first."""
+        return self.hash.busy >= self.hash.threads + self.hash.queue
+
     def finish(self, pending: Pending, now: Optional[TimeLike] = None) -> Awaitable[Decision]:
         """The decision of a request that needs argon2, or core's 503 when the pool is full."""
         fut = self.hash.try_submit(lambda: pending.finish(now))
