@@ -59,7 +59,7 @@ fn engine() -> Engine {
 
 /// The ticket every backend admits (concurrency only: today's budget).
 fn ticket(key_id: &str) -> Ticket<'_> {
-    Ticket { key_id, max_concurrent: None }
+    Ticket::new(key_id, None)
 }
 
 fn benches(c: &mut Criterion) {

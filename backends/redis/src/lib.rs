@@ -20,7 +20,10 @@
 //!
 //! Denied requests never reach this backend: the engine asks admission only for allowed ones.
 
-use keycel::admission::{Admission, AdmissionError, Lease, LocalAdmission, Refusal, SharedLease, Ticket};
+use keycel::admission::{
+    Admission, AdmissionError, BudgetStatus, CreditGrant, Lease, LocalAdmission, RateStatus, Refusal, SharedLease,
+    Ticket,
+};
 use keycel::limiter::LimiterConfig;
 use keycel::time::Timestamp;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,6 +117,7 @@ struct Shared {
     prefix: String,
     next: AtomicU64,
     fallback: LocalAdmission,
+    floors: floor::Floors,
 }
 
 impl std::fmt::Debug for Shared {
@@ -162,6 +166,7 @@ impl RedisAdmission {
             prefix,
             next: AtomicU64::new(1),
             fallback,
+            floors: floor::Floors::default(),
         });
         keeper(Arc::downgrade(&shared));
         Ok(RedisAdmission { shared })
@@ -234,6 +239,20 @@ impl Shared {
         })
     }
 
+    /// A grant as the script takes it, with this process's floor for it.
+    fn grant_args(&self, key_id: &str, g: &CreditGrant) -> script::GrantArgs {
+        let epoch_ms = g.set_at.unix().saturating_mul(1000);
+        let (floor_period, floor_used) = self.floors.get(key_id, epoch_ms);
+        script::GrantArgs {
+            first: g.remaining,
+            amount: g.refill.map_or(0, |r| r.amount),
+            interval_ms: g.refill.map_or(0, |r| r.interval.secs().saturating_mul(1000)),
+            epoch_ms,
+            floor_period,
+            floor_used,
+        }
+    }
+
     fn renew(&self, key_id: &str, member: &str) -> bool {
         let ttl = self.ttl_ms();
         matches!(
@@ -287,7 +306,14 @@ impl Admission for RedisAdmission {
         let limit = ticket.max_concurrent.unwrap_or(s.config.limits.default_limit).max(1);
         let id = s.next.fetch_add(1, Ordering::Relaxed);
         let member = format!("{}-{id}", s.prefix);
-        let args = script::AdmitArgs { limit, ttl_ms: s.ttl_ms(), member: &member, cost: 1, rate: None, credits: None };
+        let args = script::AdmitArgs {
+            limit,
+            ttl_ms: s.ttl_ms(),
+            member: &member,
+            cost: ticket.cost,
+            rate: ticket.rate.map(|r| (r.interval_ms(), r.tolerance_ms())),
+            credits: ticket.credits.map(|g| s.grant_args(ticket.key_id, &g)),
+        };
         let reply = match s.run(ticket.key_id, |inv| script::admit_args(inv, &args)) {
             Ok(v) => script::parse_admit(&v)
                 .ok_or_else(|| Refusal::Unavailable { backend: BACKEND, detail: format!("unexpected reply {v:?}") })?,
@@ -299,15 +325,51 @@ impl Admission for RedisAdmission {
             }
         };
         match reply {
-            script::Reply::Admitted { .. } => {
+            script::Reply::Admitted { rate_remaining, rate_reset_ms, credits, .. } => {
+                if let Some(c) = &credits {
+                    s.floors.see(ticket.key_id, c.epoch_ms, c.period, c.used);
+                }
                 let key_id: Arc<str> = Arc::from(ticket.key_id);
                 lock(&s.live).insert(id, (Arc::clone(&key_id), member.clone()));
-                Ok(Lease::shared(Box::new(RedisLease { shared: Arc::clone(s), id, member: Some(member), key_id })))
+                let lease =
+                    Lease::shared(Box::new(RedisLease { shared: Arc::clone(s), id, member: Some(member), key_id }));
+                if !ticket.metered() {
+                    return Ok(lease);
+                }
+                let rate = ticket.rate.map(|policy| RateStatus {
+                    policy,
+                    remaining: u32::try_from(rate_remaining.unwrap_or(0)).unwrap_or(u32::MAX),
+                    reset_ms: rate_reset_ms,
+                });
+                Ok(lease.with_budget(Some(BudgetStatus { rate, credits_remaining: credits.map(|c| c.remaining) })))
             }
-            script::Reply::Busy { .. } | script::Reply::RateLimited { .. } | script::Reply::UsageExceeded { .. } => {
+            script::Reply::Busy { .. } => {
                 Err(Refusal::Busy { limit, retry_after_secs: s.config.limits.retry_after_secs })
             }
+            script::Reply::RateLimited { retry_after_ms, reset_ms } => match ticket.rate {
+                Some(policy) => Err(Refusal::RateLimited { policy, retry_after_ms, reset_ms }),
+                None => {
+                    Err(Refusal::Unavailable { backend: BACKEND, detail: "rate refusal without a rate limit".into() })
+                }
+            },
+            script::Reply::UsageExceeded { retry_after_ms, counted } => {
+                s.floors.see(ticket.key_id, counted.epoch_ms, counted.period, counted.used);
+                let secs = retry_after_ms.map(|ms| u32::try_from(keycel::budget::ceil_secs(ms, 1)).unwrap_or(u32::MAX));
+                Err(Refusal::UsageExceeded { retry_after_secs: secs })
+            }
         }
+    }
+
+    fn usage(&self, key_id: &str, grant: &CreditGrant, _now: Timestamp) -> Result<u64, AdmissionError> {
+        let args = self.shared.grant_args(key_id, grant);
+        let v = self
+            .shared
+            .run(key_id, |inv| script::usage_args(inv, &args))
+            .map_err(|e| AdmissionError { backend: BACKEND, detail: e.to_string() })?;
+        let (remaining, used, period) = script::parse_usage(&v)
+            .ok_or_else(|| AdmissionError { backend: BACKEND, detail: format!("unexpected reply {v:?}") })?;
+        self.shared.floors.see(key_id, args.epoch_ms, period, used);
+        Ok(remaining)
     }
 
     fn in_flight(&self, key_id: &str) -> Result<usize, AdmissionError> {

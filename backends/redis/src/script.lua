@@ -39,7 +39,10 @@ local function credits(a)
     period = math.floor((now - g.epoch) / g.interval)
   end
   local used = 0
-  if s_epoch == g.epoch and tonumber(s[5]) == period then
+  -- The period never goes back (core's `CreditGrant::current`): a count stored for a later
+  -- period stays in force.
+  if s_epoch == g.epoch and tonumber(s[5]) >= period then
+    period = tonumber(s[5])
     used = tonumber(s[6])
   end
   if g.epoch == tonumber(ARGV[a + 3]) and tonumber(ARGV[a + 4]) == period then
