@@ -35,6 +35,10 @@ struct EngineOptions {
     /// argon2 parameters.
     #[serde(default)]
     rehash_on_use: bool,
+    /// `"local"` (default): `authorize` counts budgets in this isolate; `"external"`: it
+    /// counts nothing, a Durable Object does (`Admission`, `engine.ticket`).
+    #[serde(default)]
+    admission: Option<String>,
 }
 
 /// Most cache entries a caller may ask for.
@@ -84,6 +88,7 @@ impl RequestParts {
             ip: self.ip,
             client_ip: None,
             attributes,
+            cost: None,
         })
     }
 }
@@ -128,9 +133,14 @@ impl Engine {
         if let Some(ttl) = &opts.cache_ttl {
             auth.cache.ttl = Some(ttl.duration("cacheTtl")?);
         }
-        let inner = keycel::engine::Engine::with_config(set, auth, Some(limits))
+        let mut inner = keycel::engine::Engine::with_config(set, auth, Some(limits))
             .map_err(|e| engine_error(&e))?
             .rehash_on_use(opts.rehash_on_use);
+        match opts.admission.as_deref() {
+            None | Some("local") => {}
+            Some("external") => inner = inner.with_admission(Arc::new(crate::admission::External)),
+            Some(_) => return Err(Error::invalid_argument("admission must be \"local\" or \"external\"").into()),
+        }
         Ok(Engine { inner: Arc::new(inner) })
     }
 
@@ -403,6 +413,13 @@ impl Engine {
 /// The policy's limits with renewable leases: a JS handle can be lost without being freed
 /// (no finalizer runs), so a lease here is live while its holder renews it (`lease.renew`),
 /// and reclaimed `lease_ttl` after the last renewal otherwise.
+impl Engine {
+    /// The core engine (for the other binding files).
+    pub(crate) fn core(&self) -> &keycel::engine::Engine {
+        &self.inner
+    }
+}
+
 fn wasm_limiter(set: &PolicySet) -> Result<LimiterConfig, EngineError> {
     Ok(LimiterConfig { hold_while_alive: false, ..limiter_config_for(set)? })
 }

@@ -7,6 +7,7 @@
 //! and nothing draws random bytes until a handler asks for it (Workers forbid randomness
 //! at module top level).
 
+mod admission;
 mod convert;
 mod credentials;
 mod decision;
@@ -19,6 +20,7 @@ mod records;
 mod rehash;
 mod types;
 
+pub use admission::Admission;
 pub use credentials::{parse_credentials, Credentials};
 pub use engine::Engine;
 pub use keys::{issue_key, rotate_key};

@@ -159,6 +159,11 @@ export interface EngineOptions {
    * `Rehash` (`decision.rehash`) on a key's first successful use (default false).
    */
   rehashOnUse?: boolean;
+  /**
+   * `"local"` (default): `authorize` counts each key's budget in this isolate; `"external"`:
+   * it counts nothing (a Durable Object does, with `Admission` and `engine.ticket`).
+   */
+  admission?: 'local' | 'external';
 }
 
 /** argon2id parameters: a preset or explicit costs. */

@@ -5,7 +5,12 @@
 //!   `EVALSHA`, reloaded when Redis answers `NOSCRIPT` after a restart) reclaims the key's lost
 //!   leases, counts, and takes a slot atomically, every check before any write.
 //! - **Redis's clock** (`TIME` inside the script): worker clock skew does not matter.
-//! - **Redis Cluster**: one sorted set per key, named `keycel:{<key id>}:leases` (hash-tagged).
+//! - **Redis Cluster**: every key's state is named `{keycel:<key id>}:...` (hash-tagged: one
+//!   slot per key): `:leases` (sorted set), `:rate` (GCRA time), `:credits` (hash).
+//! - **Budgets** checked in this order, every check before any write: concurrency, rate
+//!   (GCRA), credits. A refused request consumes nothing.
+//! - **Credits durability**: see [`floor`]: a flush never hands out again what a live process
+//!   has seen consumed.
 //! - **Liveness**: a live process renews its leases from a background thread every third of
 //!   the TTL; a crashed one stops, and its leases are reclaimed after the TTL.
 //! - **Pooled connections**: a small pool of synchronous connections (redis-rs), reconnected
@@ -15,16 +20,27 @@
 //!
 //! Denied requests never reach this backend: the engine asks admission only for allowed ones.
 
-use keycel::admission::{Admission, AdmissionError, Lease, LocalAdmission, Refusal, SharedLease, Ticket};
+use keycel::admission::{
+    Admission, AdmissionError, BudgetStatus, CreditGrant, Lease, LocalAdmission, RateStatus, Refusal, SharedLease,
+    Ticket,
+};
 use keycel::limiter::LimiterConfig;
 use keycel::time::Timestamp;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration as StdDuration;
 
+pub mod floor;
+pub mod script;
+
 const BACKEND: &str = "redis";
 const SCRIPT: &str = include_str!("script.lua");
 const POOL_MAX_IDLE: usize = 16;
+
+/// The admission script (`src/script.lua`; its arguments: [`script`]).
+pub fn script() -> redis::Script {
+    redis::Script::new(SCRIPT)
+}
 
 /// What the engine does when Redis cannot answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,12 +111,13 @@ struct Shared {
     pool: Mutex<Vec<redis::Connection>>,
     script: redis::Script,
     config: RedisConfig,
-    /// Leases this process holds: (set name, member), renewed by the keeper thread.
-    live: Mutex<std::collections::HashMap<u64, (String, String)>>,
+    /// Leases this process holds: (key id, member), renewed by the keeper thread.
+    live: Mutex<std::collections::HashMap<u64, (Arc<str>, String)>>,
     /// Process-unique prefix of lease ids (pid + random), then a counter.
     prefix: String,
     next: AtomicU64,
     fallback: LocalAdmission,
+    floors: floor::Floors,
 }
 
 impl std::fmt::Debug for Shared {
@@ -126,7 +143,7 @@ pub struct RedisAdmission {
 
 /// The key's lease set, hash-tagged so all of one key's state lives on one cluster slot.
 pub fn lease_set(key_id: &str) -> String {
-    format!("keycel:{{{key_id}}}:leases")
+    format!("{{keycel:{key_id}}}:leases")
 }
 
 impl RedisAdmission {
@@ -149,6 +166,7 @@ impl RedisAdmission {
             prefix,
             next: AtomicU64::new(1),
             fallback,
+            floors: floor::Floors::default(),
         });
         keeper(Arc::downgrade(&shared));
         Ok(RedisAdmission { shared })
@@ -209,16 +227,51 @@ impl Shared {
 
     /// `EVALSHA`, and on `NOSCRIPT` (a restarted Redis) `SCRIPT LOAD` + retry: redis-rs's
     /// `Script::invoke` does exactly this.
-    fn run(&self, set: &str, op: &str, limit: u32, member: &str) -> redis::RedisResult<redis::Value> {
-        self.with(|c| self.script.key(set).arg(op).arg(limit).arg(self.ttl_ms()).arg(member).invoke::<redis::Value>(c))
+    fn run(&self, key_id: &str, fill: impl Fn(&mut redis::ScriptInvocation<'_>)) -> redis::RedisResult<redis::Value> {
+        let keys = script::keys(key_id);
+        self.with(|c| {
+            let mut inv = self.script.prepare_invoke();
+            for k in &keys {
+                inv.key(k);
+            }
+            fill(&mut inv);
+            inv.invoke::<redis::Value>(c)
+        })
+    }
+
+    /// A grant as the script takes it, with this process's floor for it.
+    fn grant_args(&self, key_id: &str, g: &CreditGrant) -> script::GrantArgs {
+        let epoch_ms = g.set_at.unix().saturating_mul(1000);
+        let (floor_period, floor_used) = self.floors.get(key_id, epoch_ms);
+        script::GrantArgs {
+            first: g.remaining,
+            amount: g.refill.map_or(0, |r| r.amount),
+            interval_ms: g.refill.map_or(0, |r| r.interval.secs().saturating_mul(1000)),
+            epoch_ms,
+            floor_period,
+            floor_used,
+        }
+    }
+
+    fn renew(&self, key_id: &str, member: &str) -> bool {
+        let ttl = self.ttl_ms();
+        matches!(
+            self.run(key_id, |inv| {
+                inv.arg("renew").arg(ttl).arg(member);
+            }),
+            Ok(redis::Value::Int(1))
+        )
     }
 
     fn renew_live(&self) -> Result<usize, AdmissionError> {
-        let leases: Vec<(String, String)> = lock(&self.live).values().cloned().collect();
+        let leases: Vec<(Arc<str>, String)> = lock(&self.live).values().cloned().collect();
+        let ttl = self.ttl_ms();
         let mut n = 0;
-        for (set, member) in leases {
+        for (key_id, member) in leases {
             let r = self
-                .run(&set, "renew", 0, &member)
+                .run(&key_id, |inv| {
+                    inv.arg("renew").arg(ttl).arg(&member);
+                })
                 .map_err(|e| AdmissionError { backend: BACKEND, detail: e.to_string() })?;
             if matches!(r, redis::Value::Int(1)) {
                 n += 1;
@@ -251,28 +304,72 @@ impl Admission for RedisAdmission {
     fn admit(&self, ticket: &Ticket<'_>, now: Timestamp) -> Result<Lease, Refusal> {
         let s = &self.shared;
         let limit = ticket.max_concurrent.unwrap_or(s.config.limits.default_limit).max(1);
-        let set = lease_set(ticket.key_id);
         let id = s.next.fetch_add(1, Ordering::Relaxed);
         let member = format!("{}-{id}", s.prefix);
-        match s.run(&set, "admit", limit, &member) {
-            Ok(redis::Value::Array(v)) if v.first() == Some(&redis::Value::Int(1)) => {
-                lock(&s.live).insert(id, (set, member.clone()));
-                Ok(Lease::shared(Box::new(RedisLease {
-                    shared: Arc::clone(s),
-                    id,
-                    set_member: Some(member),
-                    key_id: Arc::from(ticket.key_id),
-                })))
+        let args = script::AdmitArgs {
+            limit,
+            ttl_ms: s.ttl_ms(),
+            member: &member,
+            cost: ticket.cost,
+            rate: ticket.rate.map(|r| (r.interval_ms(), r.tolerance_ms())),
+            credits: ticket.credits.map(|g| s.grant_args(ticket.key_id, &g)),
+        };
+        let reply = match s.run(ticket.key_id, |inv| script::admit_args(inv, &args)) {
+            Ok(v) => script::parse_admit(&v)
+                .ok_or_else(|| Refusal::Unavailable { backend: BACKEND, detail: format!("unexpected reply {v:?}") })?,
+            Err(e) => {
+                return match s.config.fail {
+                    FailMode::Deny => Err(Refusal::Unavailable { backend: BACKEND, detail: e.to_string() }),
+                    FailMode::Local => s.fallback.admit(ticket, now).map(|l| l.fell_back(BACKEND)),
+                }
             }
-            Ok(redis::Value::Array(_)) => {
+        };
+        match reply {
+            script::Reply::Admitted { rate_remaining, rate_reset_ms, credits, .. } => {
+                if let Some(c) = &credits {
+                    s.floors.see(ticket.key_id, c.epoch_ms, c.period, c.used);
+                }
+                let key_id: Arc<str> = Arc::from(ticket.key_id);
+                lock(&s.live).insert(id, (Arc::clone(&key_id), member.clone()));
+                let lease =
+                    Lease::shared(Box::new(RedisLease { shared: Arc::clone(s), id, member: Some(member), key_id }));
+                if !ticket.metered() {
+                    return Ok(lease);
+                }
+                let rate = ticket.rate.map(|policy| RateStatus {
+                    policy,
+                    remaining: u32::try_from(rate_remaining.unwrap_or(0)).unwrap_or(u32::MAX),
+                    reset_ms: rate_reset_ms,
+                });
+                Ok(lease.with_budget(Some(BudgetStatus { rate, credits_remaining: credits.map(|c| c.remaining) })))
+            }
+            script::Reply::Busy { .. } => {
                 Err(Refusal::Busy { limit, retry_after_secs: s.config.limits.retry_after_secs })
             }
-            Ok(other) => Err(Refusal::Unavailable { backend: BACKEND, detail: format!("unexpected reply {other:?}") }),
-            Err(e) => match s.config.fail {
-                FailMode::Deny => Err(Refusal::Unavailable { backend: BACKEND, detail: e.to_string() }),
-                FailMode::Local => s.fallback.admit(ticket, now).map(|l| l.fell_back(BACKEND)),
+            script::Reply::RateLimited { retry_after_ms, reset_ms } => match ticket.rate {
+                Some(policy) => Err(Refusal::RateLimited { policy, retry_after_ms, reset_ms }),
+                None => {
+                    Err(Refusal::Unavailable { backend: BACKEND, detail: "rate refusal without a rate limit".into() })
+                }
             },
+            script::Reply::UsageExceeded { retry_after_ms, counted } => {
+                s.floors.see(ticket.key_id, counted.epoch_ms, counted.period, counted.used);
+                let secs = retry_after_ms.map(|ms| u32::try_from(keycel::budget::ceil_secs(ms, 1)).unwrap_or(u32::MAX));
+                Err(Refusal::UsageExceeded { retry_after_secs: secs })
+            }
         }
+    }
+
+    fn usage(&self, key_id: &str, grant: &CreditGrant, _now: Timestamp) -> Result<u64, AdmissionError> {
+        let args = self.shared.grant_args(key_id, grant);
+        let v = self
+            .shared
+            .run(key_id, |inv| script::usage_args(inv, &args))
+            .map_err(|e| AdmissionError { backend: BACKEND, detail: e.to_string() })?;
+        let (remaining, used, period) = script::parse_usage(&v)
+            .ok_or_else(|| AdmissionError { backend: BACKEND, detail: format!("unexpected reply {v:?}") })?;
+        self.shared.floors.see(key_id, args.epoch_ms, period, used);
+        Ok(remaining)
     }
 
     fn in_flight(&self, key_id: &str) -> Result<usize, AdmissionError> {
@@ -299,7 +396,7 @@ struct RedisLease {
     shared: Arc<Shared>,
     id: u64,
     /// `Some` until released.
-    set_member: Option<String>,
+    member: Option<String>,
     key_id: Arc<str>,
 }
 
@@ -314,12 +411,11 @@ impl SharedLease for RedisLease {
         None
     }
     fn renew(&mut self, _now: Timestamp) -> bool {
-        let Some(member) = &self.set_member else { return false };
-        let set = lease_set(&self.key_id);
-        matches!(self.shared.run(&set, "renew", 0, member), Ok(redis::Value::Int(1)))
+        let Some(member) = &self.member else { return false };
+        self.shared.renew(&self.key_id, member)
     }
     fn release(&mut self) -> bool {
-        let Some(member) = self.set_member.take() else { return false };
+        let Some(member) = self.member.take() else { return false };
         lock(&self.shared.live).remove(&self.id);
         let set = lease_set(&self.key_id);
         // Unreachable Redis: the lease is no longer renewed and is reclaimed after the TTL.

@@ -6,57 +6,11 @@ use keycel::admission::{Admission, Refusal, Ticket};
 use keycel::limiter::LimiterConfig;
 use keycel::time::{Duration, Timestamp};
 use keycel_redis::{FailMode, RedisAdmission, RedisConfig};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut r = Redis { port, child: None };
-        r.restart();
-        r
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is needed (apt-get install redis-server; the Makefile does it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + StdDuration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(StdDuration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+mod common;
+use common::Redis;
 
 fn admission(url: &str, ttl: i64, fail: FailMode) -> RedisAdmission {
     let limits = LimiterConfig { lease_ttl: Duration::from_secs(ttl), ..LimiterConfig::default() };
@@ -81,7 +35,7 @@ fn two_servers_sharing_redis_admit_exactly_five_of_twenty() {
                 let barrier = barrier.clone();
                 s.spawn(move || {
                     barrier.wait();
-                    let r = server.admit(&Ticket { key_id: "kc_fleet", max_concurrent: Some(5) }, now());
+                    let r = server.admit(&Ticket::new("kc_fleet", Some(5)), now());
                     // Hold while the others try.
                     std::thread::sleep(StdDuration::from_millis(300));
                     r.map(|_| ())
@@ -102,7 +56,7 @@ fn two_servers_sharing_redis_admit_exactly_five_of_twenty() {
 fn live_leases_are_renewed_lost_ones_reclaimed_after_the_ttl() {
     let redis = Redis::start();
     let live = admission(&redis.url(), 1, FailMode::Deny);
-    let ticket = Ticket { key_id: "kc_ttl", max_concurrent: Some(2) };
+    let ticket = Ticket::new("kc_ttl", Some(2));
     let kept = live.admit(&ticket, now()).unwrap();
     {
         // What a SIGKILLed process leaves: its lease with a deadline one TTL ahead of Redis's
@@ -134,7 +88,7 @@ fn redis_restart_mid_run_follows_the_fail_mode_then_recovers() {
     let mut redis = Redis::start();
     let deny = admission(&redis.url(), 60, FailMode::Deny);
     let local = admission(&redis.url(), 60, FailMode::Local);
-    let ticket = Ticket { key_id: "kc_restart", max_concurrent: Some(5) };
+    let ticket = Ticket::new("kc_restart", Some(5));
     drop(deny.admit(&ticket, now()).unwrap());
     drop(local.admit(&ticket, now()).unwrap());
     redis.stop();
@@ -155,7 +109,7 @@ fn redis_restart_mid_run_follows_the_fail_mode_then_recovers() {
 
 #[test]
 fn keys_are_hash_tagged_per_key_and_debug_hides_the_password() {
-    assert_eq!(keycel_redis::lease_set("kc_abc"), "keycel:{kc_abc}:leases");
+    assert_eq!(keycel_redis::lease_set("kc_abc"), "{keycel:kc_abc}:leases");
     let c = RedisConfig::new("redis://app:s3cr3t@127.0.0.1:6379/0", LimiterConfig::default());
     let shown = format!("{c:?} {:?}", RedisAdmission::new(c.clone()).unwrap());
     assert!(!shown.contains("s3cr3t") && shown.contains("redis://***@127.0.0.1:6379/0"), "{shown}");

@@ -6,6 +6,7 @@ const glue = require('./node/glue.js');
 glue.installApi(bindings);
 
 module.exports = {
+  Admission: bindings.Admission,
   Credentials: bindings.Credentials,
   Engine: bindings.Engine,
   KeyRecord: bindings.KeyRecord,

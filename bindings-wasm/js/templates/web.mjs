@@ -7,5 +7,5 @@ import { installApi } from './web/glue.js';
 installApi(bindings);
 
 export { default, default as init, initSync } from './web/keycel_wasm.js';
-export { Credentials, Engine, KeyRecord, Lease, Rehash, UserRecord, issueKey, parseCredentials, rotateKey, version } from './web/keycel_wasm.js';
+export { Admission, Credentials, Engine, KeyRecord, Lease, Rehash, UserRecord, issueKey, parseCredentials, rotateKey, version } from './web/keycel_wasm.js';
 export { KeycelError } from './web/glue.js';

@@ -1,0 +1,129 @@
+//! Admission cost per backend in ONE run (issue 13): today's lease, process-local, SQLite and
+//! Redis admission, and the whole `authorize` (headers, cache hit, default policy) with each,
+//! beside the loopback round trip (`PING`) to the same Redis, so the Redis figure can be read
+//! as "round trips + overhead" (target: admit ≤ one round trip + 10 µs).
+//!
+//! `cargo bench -p keycel-redis --bench admission`; then `backends/redis/benches/medians.py`
+//! prints the medians and ratios. Starts Debian's `redis-server` on 127.0.0.1 (free port, no
+//! persistence) and stops it after.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use keycel::admission::{Admission, LocalAdmission, SqliteAdmission, Ticket};
+use keycel::engine::{Engine, Request};
+use keycel::hash::{HashParams, HashPolicy};
+use keycel::keyring::{Actor, Keyring, NewKey};
+use keycel::limiter::{Limiter, LimiterConfig};
+use keycel::store::MemoryStore;
+use keycel::time::Timestamp;
+use keycel_redis::{RedisAdmission, RedisConfig};
+use std::hint::black_box;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Server(Child, u16);
+
+impl Server {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server(child, port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn engine() -> Engine {
+    let policy = keycel::policy::PolicySet::default_policy().unwrap();
+    let mut auth = keycel::engine::auth_config_for(&policy).unwrap();
+    auth.hash = HashPolicy::with_params(HashParams::EDGE).unwrap();
+    Engine::with_config(policy, auth, None).unwrap()
+}
+
+/// The ticket every backend admits (concurrency only: today's budget).
+fn ticket(key_id: &str) -> Ticket<'_> {
+    Ticket::new(key_id, None)
+}
+
+fn benches(c: &mut Criterion) {
+    let server = Server::start();
+    let url = format!("redis://127.0.0.1:{}/0", server.1);
+    let now = Timestamp::from_unix(1_795_000_000).unwrap();
+    let dir = std::env::temp_dir().join(format!("keycel-redis-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = Arc::new(SqliteAdmission::open(dir.join("keys.db"), LimiterConfig::default()).unwrap());
+    let redis = Arc::new(RedisAdmission::new(RedisConfig::new(url.clone(), LimiterConfig::default())).unwrap());
+    let local = LocalAdmission::default();
+    let limiter = Limiter::default();
+    let t = ticket("kc_0123456789abcdef");
+    drop(redis.admit(&t, now).unwrap()); // script loaded, connection pooled
+    let mut ping = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+
+    let mut g = c.benchmark_group("admission");
+    g.bench_function("redis_ping_round_trip", |b| b.iter(|| redis::cmd("PING").query::<String>(&mut ping).unwrap()));
+    g.bench_function("lease_limiter_only", |b| {
+        b.iter(|| drop(limiter.acquire_configured(black_box("kc_0123456789abcdef"), None, now).unwrap()))
+    });
+    g.bench_function("local", |b| b.iter(|| drop(local.admit(black_box(&t), now).unwrap())));
+    g.bench_function("sqlite", |b| b.iter(|| drop(sqlite.admit(black_box(&t), now).unwrap())));
+    // The admit alone (the one round trip a request waits for before it runs), the release
+    // (one `ZREM`) outside the measured time; then both.
+    g.bench_function("redis_admit", |b| {
+        b.iter_custom(|n| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..n {
+                let start = Instant::now();
+                let lease = redis.admit(black_box(&t), now).unwrap();
+                spent += start.elapsed();
+                drop(lease);
+            }
+            spent
+        })
+    });
+    g.bench_function("redis_admit_release", |b| b.iter(|| drop(redis.admit(black_box(&t), now).unwrap())));
+    g.finish();
+
+    let store = Arc::new(MemoryStore::new());
+    let ring = Keyring::new(store.clone()).with_hash(HashPolicy::with_params(HashParams::EDGE).unwrap()).unwrap();
+    let (_, key) = ring.create(&Actor::Operator("bench".into()), NewKey::api("bench", "integration"), now).unwrap();
+    let bearer = format!("Bearer {}", key.token().expose());
+    let headers = [("accept", "application/json"), ("authorization", bearer.as_str())];
+    let req = Request::new("api.read").account("acc_2").method("GET").path("/v1/data");
+    let engines = [
+        ("local", engine()),
+        ("sqlite", engine().with_admission(sqlite.clone())),
+        ("redis", engine().with_admission(redis.clone())),
+    ];
+    let mut g = c.benchmark_group("authorize_cached_with_admission");
+    for (name, e) in &engines {
+        assert!(e.authorize(headers, &req, store.as_ref(), now).decision.allowed);
+        g.bench_function(*name, |b| b.iter(|| e.authorize(black_box(headers), black_box(&req), store.as_ref(), now)));
+    }
+    g.finish();
+    drop(engines);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group! {
+    name = admission;
+    config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = benches
+}
+criterion_main!(admission);

@@ -1,0 +1,169 @@
+//! The admission script's arguments and answers (`script.lua` documents the wire form), kept
+//! apart from the connection handling so both sides of the protocol are read in one place.
+
+use redis::Value;
+
+/// Redis keys of one API key's state, all hash-tagged `{keycel:<key id>}` (one Cluster slot).
+pub fn keys(key_id: &str) -> [String; 3] {
+    [format!("{{keycel:{key_id}}}:leases"), format!("{{keycel:{key_id}}}:rate"), format!("{{keycel:{key_id}}}:credits")]
+}
+
+/// A credit grant as the script counts it (milliseconds on Redis's clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantArgs {
+    /// Credits of the first period (the grant's `remaining`).
+    pub first: u64,
+    /// Credits of every later period (refill amount; 0 without refill).
+    pub amount: u64,
+    /// Refill interval (0: no refill, one period forever).
+    pub interval_ms: i64,
+    /// The grant's epoch (`set_at`).
+    pub epoch_ms: i64,
+    /// The highest count this process has seen for (epoch, period): re-seeds lost state.
+    pub floor_period: i64,
+    /// See `floor_period`.
+    pub floor_used: u64,
+}
+
+/// Numbers past 2^53 do not survive Lua's doubles; credits are capped there (9e15).
+pub const MAX_EXACT: u64 = (1 << 53) - 1;
+
+impl GrantArgs {
+    fn push(&self, inv: &mut redis::ScriptInvocation<'_>) {
+        inv.arg(self.first.min(MAX_EXACT))
+            .arg(self.amount.min(MAX_EXACT))
+            .arg(self.interval_ms)
+            .arg(self.epoch_ms)
+            .arg(self.floor_period)
+            .arg(self.floor_used.min(MAX_EXACT));
+    }
+}
+
+/// One admission request.
+#[derive(Debug, Clone)]
+pub struct AdmitArgs<'a> {
+    pub limit: u32,
+    pub ttl_ms: i64,
+    pub member: &'a str,
+    pub cost: u32,
+    /// GCRA emission interval and tolerance (ms); `None`: no rate limit.
+    pub rate: Option<(i64, i64)>,
+    /// `None`: unmetered.
+    pub credits: Option<GrantArgs>,
+}
+
+/// Fills `inv` for an admit.
+pub fn admit_args(inv: &mut redis::ScriptInvocation<'_>, a: &AdmitArgs<'_>) {
+    let (interval, tolerance) = a.rate.unwrap_or((0, 0));
+    inv.arg("admit").arg(a.limit).arg(a.ttl_ms).arg(a.member).arg(a.cost).arg(interval).arg(tolerance);
+    match &a.credits {
+        Some(g) => g.push(inv),
+        None => {
+            inv.arg("-").arg(0).arg(0).arg(0).arg(0).arg(0);
+        }
+    }
+}
+
+/// Fills `inv` for a usage read.
+pub fn usage_args(inv: &mut redis::ScriptInvocation<'_>, g: &GrantArgs) {
+    inv.arg("usage");
+    g.push(inv);
+}
+
+/// The script's answer to an admit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Admitted {
+        /// Leases of the key now held (this one included).
+        held: i64,
+        /// Cost-1 requests that would still conform now; `None`: no rate limit.
+        rate_remaining: Option<u64>,
+        /// Milliseconds until the whole rate allowance is back.
+        rate_reset_ms: i64,
+        /// `None`: unmetered.
+        credits: Option<Counted>,
+    },
+    Busy {
+        held: i64,
+    },
+    RateLimited {
+        retry_after_ms: i64,
+        reset_ms: i64,
+    },
+    UsageExceeded {
+        /// `None`: no refill comes.
+        retry_after_ms: Option<i64>,
+        counted: Counted,
+    },
+}
+
+/// Where the key's credit count stands after the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counted {
+    pub remaining: u64,
+    pub used: u64,
+    pub period: i64,
+    pub epoch_ms: i64,
+}
+
+fn int(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Int(i) => Some(*i),
+        _ => None,
+    }
+}
+
+fn word(v: Option<&Value>) -> Option<&[u8]> {
+    match v? {
+        Value::BulkString(b) => Some(b.as_slice()),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn unsigned(i: i64) -> u64 {
+    u64::try_from(i).unwrap_or(0)
+}
+
+/// Parses an admit answer; `None` for anything the script never sends.
+pub fn parse_admit(v: &Value) -> Option<Reply> {
+    let Value::Array(a) = v else { return None };
+    if int(a.first())? == 1 {
+        let rate = int(a.get(2))?;
+        let credits = int(a.get(4))?;
+        return Some(Reply::Admitted {
+            held: int(a.get(1))?,
+            rate_remaining: (rate >= 0).then(|| unsigned(rate)),
+            rate_reset_ms: int(a.get(3))?,
+            credits: (credits >= 0).then_some(Counted {
+                remaining: unsigned(credits),
+                used: unsigned(int(a.get(5))?),
+                period: int(a.get(6))?,
+                epoch_ms: int(a.get(7))?,
+            }),
+        });
+    }
+    match word(a.get(1))? {
+        b"busy" => Some(Reply::Busy { held: int(a.get(2))? }),
+        b"rate" => Some(Reply::RateLimited { retry_after_ms: int(a.get(2))?, reset_ms: int(a.get(3))? }),
+        b"credits" => {
+            let retry = int(a.get(2))?;
+            Some(Reply::UsageExceeded {
+                retry_after_ms: (retry >= 0).then_some(retry),
+                counted: Counted {
+                    remaining: 0,
+                    used: unsigned(int(a.get(3))?),
+                    period: int(a.get(4))?,
+                    epoch_ms: int(a.get(5))?,
+                },
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Parses a usage answer: (remaining, used, period).
+pub fn parse_usage(v: &Value) -> Option<(u64, u64, i64)> {
+    let Value::Array(a) = v else { return None };
+    Some((unsigned(int(a.first())?), unsigned(int(a.get(1))?), int(a.get(2))?))
+}

@@ -1,0 +1,139 @@
+// One budget per key across every isolate of a Cloudflare deployment: each key's admission
+// (concurrency, rate limit, credits) runs in one Durable Object per key, with keycel's own
+// admission logic (`Admission`, the core's process-local admission compiled to wasm).
+//
+// The worker authenticates and decides with an Engine built with `admission: 'external'` (its
+// `authorize` counts nothing), then asks the key's Durable Object to admit the request with
+// `engine.ticket(record, cost)`; it answers the refusal the object returns, or runs the handler
+// and tells the object to release the lease when the response is done. The object persists
+// each admitted credit count to its storage before answering (a Durable Object's output gate
+// holds the answer until the write is durable) and restores it after an eviction, so spent
+// credits never come back; its rate state is memory only (an eviction forgets at most one
+// window's allowance).
+//
+// Routes: GET|POST /v1/accounts/:account/... (?hold=ms holds the lease, ?cost=n), admin tools:
+//   POST /_keys {spec, record?}   issue a key; `budget` sets rate_limit / credits on its record
+//   GET  /_inflight/:keyId        leases in flight, as the key's Durable Object counts them
+//   POST /_evict/:keyId           drops the object's memory (what an eviction loses)
+// Records live in this isolate's memory here; a real worker reads them from KV or a database.
+import { initSync, Engine, Admission, KeyRecord, KeycelError } from 'keycel/web.mjs';
+import wasmModule from 'keycel/keycel_bg.wasm';
+import policyText from 'policy.toml';
+
+initSync({ module: wasmModule });
+const engine = new Engine(policyText, { origin: 'policies/default.toml', admission: 'external' });
+const records = new Map(); // client id -> KeyRecord (stands in for KV)
+
+const json = (status, value, headers = {}) =>
+  new Response(JSON.stringify(value), { status, headers: { 'content-type': 'application/json', ...headers } });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const answerOf = (d) => new Response(d.body, { status: d.status, headers: { 'content-type': 'application/json', ...d.headers } });
+
+/** The Durable Object: one per key id (`idFromName(keyId)`), so one counter per key. */
+export class KeyAdmission {
+  constructor(state) {
+    this.state = state;
+    this.admission = new Admission(policyText, 'policies/default.toml');
+    this.restored = false;
+  }
+
+  async fetch(request) {
+    const url = new URL(request.url);
+    const body = request.method === 'POST' ? await request.json() : {};
+    const now = Date.now();
+    switch (url.pathname) {
+      case '/admit': {
+        if (!this.restored && body.ticket.credits) {
+          // First metered request since the object started: the persisted count first.
+          // (Storage calls close the input gate: no other request interleaves.)
+          this.admission.restoreCredits(body.ticket, (await this.state.storage.get('credits')) ?? null, now);
+          this.restored = true;
+        }
+        const answer = this.admission.admit(body.ticket, now);
+        if (answer.allowed && answer.credits) await this.state.storage.put('credits', answer.credits);
+        return json(200, answer);
+      }
+      case '/release':
+        return json(200, { released: this.admission.release(body.leaseId) });
+      case '/renew':
+        return json(200, { renewed: this.admission.renew(body.leaseId, now) });
+      case '/inflight':
+        return json(200, { in_flight: this.admission.inFlight(url.searchParams.get('key')) });
+      case '/evict':
+        this.admission.free();
+        this.admission = new Admission(policyText, 'policies/default.toml');
+        this.restored = false;
+        return json(200, { evicted: true });
+      default:
+        return json(404, { error: 'not_found' });
+    }
+  }
+}
+
+const stub = (env, keyId) => env.ADMISSION.get(env.ADMISSION.idFromName(keyId));
+const ask = (env, keyId, path, value) =>
+  stub(env, keyId).fetch(`https://admission${path}`, { method: 'POST', body: JSON.stringify(value) }).then((r) => r.json());
+
+async function api(request, env, url) {
+  let credentials;
+  try {
+    credentials = engine.parseCredentials(request.headers);
+  } catch (e) {
+    // The error carries the answer to send (401 / 400).
+    if (e instanceof KeycelError && e.decision) return answerOf(e.decision);
+    throw e;
+  }
+  const record = records.get(credentials.clientId) ?? null;
+  const account = url.pathname.split('/')[3];
+  const action = request.method === 'GET' ? 'api.read' : 'api.write';
+  const d = engine.authorize(record, credentials, { action, account, method: request.method, path: url.pathname }, Date.now());
+  d.lease?.release(); // uncounted: the Durable Object counts
+  if (!d.allowed) return answerOf(d);
+  const cost = Number(url.searchParams.get('cost') ?? 1);
+  const answer = await ask(env, record.id, '/admit', { ticket: engine.ticket(record, cost) });
+  const headers = Object.fromEntries(answer.headers);
+  if (!answer.allowed) return new Response(answer.body, { status: answer.status, headers: { 'content-type': 'application/json', ...headers } });
+  try {
+    const hold = Math.min(Number(url.searchParams.get('hold') ?? 0), 10_000);
+    if (hold > 0) await sleep(hold);
+    return json(200, { ok: true, keyId: record.id, creditsRemaining: answer.creditsRemaining }, headers);
+  } finally {
+    await ask(env, record.id, '/release', { leaseId: answer.leaseId });
+  }
+}
+
+async function admin(request, env, url) {
+  if (request.headers.get('x-admin-token') !== env.ADMIN_TOKEN) return json(401, { error: 'admin token required' });
+  try {
+    if (request.method === 'POST' && url.pathname === '/_keys') {
+      const { spec, budget } = await request.json();
+      const issued = engine.issueKey(spec, Date.now(), { hash: 'edge' });
+      // The budget fields of the stored record (what `keycel key set-rate-limit` /
+      // `set-credits` write).
+      const record = budget ? KeyRecord.parse({ ...issued.record.toStorageJSON(), ...budget }) : issued.record;
+      records.set(issued.clientId, record);
+      return json(201, { clientId: issued.clientId, token: issued.token });
+    }
+    const m = url.pathname.match(/^\/_evict\/([^/]+)$/);
+    if (request.method === 'POST' && m) return json(200, await ask(env, m[1], '/evict', {}));
+  } catch (e) {
+    if (e instanceof KeycelError) return json(400, { error: e.code, message: e.message });
+    throw e;
+  }
+  return json(404, { error: 'not_found' });
+}
+
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    if (url.pathname === '/health') return json(200, { ok: true });
+    const inflight = url.pathname.match(/^\/_inflight\/([^/]+)$/);
+    if (inflight) {
+      const r = await stub(env, inflight[1]).fetch(`https://admission/inflight?key=${encodeURIComponent(inflight[1])}`);
+      return json(200, await r.json());
+    }
+    if (url.pathname.startsWith('/_')) return admin(request, env, url);
+    if (url.pathname.startsWith('/v1/accounts/')) return api(request, env, url);
+    return json(404, { error: 'not_found' });
+  },
+};
