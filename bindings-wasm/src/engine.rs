@@ -66,6 +66,8 @@ struct RequestParts {
     ip: Option<String>,
     /// JSON text of the attributes object, when there are any.
     attributes: Option<String>,
+    /// The request's cost in rate units and credits (default 1).
+    cost: Option<u32>,
 }
 
 impl RequestParts {
@@ -84,7 +86,7 @@ impl RequestParts {
             ip: self.ip,
             client_ip: None,
             attributes,
-            cost: None,
+            cost: self.cost,
         })
     }
 }
@@ -212,8 +214,9 @@ impl Engine {
         ip: Option<String>,
         attributes: Option<String>,
         now: JsValue,
+        cost: Option<u32>,
     ) -> JsResult<JsValue> {
-        let parts = RequestParts { action, account, method, path, ip, attributes };
+        let parts = RequestParts { action, account, method, path, ip, attributes, cost };
         self.authorize_with(Some(record), None, credentials, parts, &now)
     }
 
@@ -232,8 +235,9 @@ impl Engine {
         ip: Option<String>,
         attributes: Option<String>,
         now: JsValue,
+        cost: Option<u32>,
     ) -> JsResult<JsValue> {
-        let parts = RequestParts { action, account, method, path, ip, attributes };
+        let parts = RequestParts { action, account, method, path, ip, attributes, cost };
         self.authorize_with(Some(record), Some(user), credentials, parts, &now)
     }
 
@@ -250,8 +254,9 @@ impl Engine {
         ip: Option<String>,
         attributes: Option<String>,
         now: JsValue,
+        cost: Option<u32>,
     ) -> JsResult<JsValue> {
-        let parts = RequestParts { action, account, method, path, ip, attributes };
+        let parts = RequestParts { action, account, method, path, ip, attributes, cost };
         self.authorize_with(None, None, credentials, parts, &now)
     }
 
@@ -269,7 +274,7 @@ impl Engine {
         attributes: Option<String>,
         now: JsValue,
     ) -> JsResult<JsValue> {
-        let parts = RequestParts { action, account, method, path, ip, attributes };
+        let parts = RequestParts { action, account, method, path, ip, attributes, cost: None };
         self.decide_with(record, None, parts, &now)
     }
 
@@ -288,7 +293,7 @@ impl Engine {
         attributes: Option<String>,
         now: JsValue,
     ) -> JsResult<JsValue> {
-        let parts = RequestParts { action, account, method, path, ip, attributes };
+        let parts = RequestParts { action, account, method, path, ip, attributes, cost: None };
         self.decide_with(record, Some(user), parts, &now)
     }
 
