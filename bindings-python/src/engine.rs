@@ -109,6 +109,7 @@ impl Engine {
         ip: Option<String>,
         attributes: Option<&Bound<'_, PyAny>>,
         client_ip: Option<String>,
+        cost: Option<u32>,
     ) -> PyResult<Request> {
         let attributes = match attributes.filter(|a| !a.is_none()) {
             None => BTreeMap::new(),
@@ -117,7 +118,7 @@ impl Engine {
                 _ => return Err(invalid_argument("attributes", "attributes must be a mapping")),
             },
         };
-        Ok(Request { action: action.to_string(), account, method, path, ip, client_ip, attributes, cost: None })
+        Ok(Request { action: action.to_string(), account, method, path, ip, client_ip, attributes, cost })
     }
 
     /// One authorization call, owned (headers filtered and copied, request built), so it can
@@ -134,9 +135,10 @@ impl Engine {
         attributes: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
         client_ip: Option<String>,
+        cost: Option<u32>,
     ) -> PyResult<Call> {
         let headers = crate::convert::headers(headers, &self.headers)?;
-        let request = Self::request(action, account, method, path, ip, attributes, client_ip)?;
+        let request = Self::request(action, account, method, path, ip, attributes, client_ip, cost)?;
         let now = timestamp(now, "now")?;
         Ok(Call {
             engine: Arc::clone(&self.inner),
@@ -340,7 +342,7 @@ impl Engine {
     /// the `Decision` carries status, headers and body. When allowed, it holds a lease:
     /// release it when the request ends (`with decision:` / `async with decision:`).
     /// `client_ip`: the socket peer failed authentications are charged to (default `ip`).
-    #[pyo3(signature = (headers, action, account = None, method = None, path = None, ip = None, attributes = None, now = None, client_ip = None))]
+    #[pyo3(signature = (headers, action, account = None, method = None, path = None, ip = None, attributes = None, now = None, client_ip = None, cost = None))]
     #[allow(clippy::too_many_arguments)]
     fn authorize(
         &self,
@@ -354,9 +356,10 @@ impl Engine {
         attributes: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
         client_ip: Option<String>,
+        cost: Option<u32>,
     ) -> PyResult<Decision> {
         let pairs = crate::convert::headers(headers, &self.headers)?;
-        let request = Self::request(action, account, method, path, ip, attributes, client_ip)?;
+        let request = Self::request(action, account, method, path, ip, attributes, client_ip, cost)?;
         let now = timestamp(now, "now")?;
         let engine = &self.inner;
         let store = StoreLookup(&*self.store.store);
@@ -368,7 +371,7 @@ impl Engine {
     /// failure budgets. Returns a `Decision` when that settles it (a cached key, a cheap
     /// failure, 429 `too_many_failures`), else a `Pending` whose `finish()` runs argon2 (call
     /// it off the event loop). Never runs argon2 itself.
-    #[pyo3(signature = (headers, action, account = None, method = None, path = None, ip = None, attributes = None, now = None, client_ip = None))]
+    #[pyo3(signature = (headers, action, account = None, method = None, path = None, ip = None, attributes = None, now = None, client_ip = None, cost = None))]
     #[allow(clippy::too_many_arguments)]
     fn authorize_step(
         &self,
@@ -382,9 +385,10 @@ impl Engine {
         attributes: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
         client_ip: Option<String>,
+        cost: Option<u32>,
     ) -> PyResult<Py<PyAny>> {
         let pairs = crate::convert::headers(headers, &self.headers)?;
-        let request = Self::request(action, account, method, path, ip, attributes, client_ip)?;
+        let request = Self::request(action, account, method, path, ip, attributes, client_ip, cost)?;
         let now = timestamp(now, "now")?;
         let engine = &self.inner;
         let store = StoreLookup(&*self.store.store);
@@ -423,7 +427,7 @@ impl Engine {
     /// full the answer is core's immediate 503 with `Retry-After`. With a store that does I/O
     /// (SQLite, a Python store) the first step runs on a second bounded pool. Sizes:
     /// `configure_offload`.
-    #[pyo3(signature = (headers, action, account = None, method = None, path = None, ip = None, attributes = None, now = None, client_ip = None))]
+    #[pyo3(signature = (headers, action, account = None, method = None, path = None, ip = None, attributes = None, now = None, client_ip = None, cost = None))]
     #[allow(clippy::too_many_arguments)]
     fn authorize_async(
         &self,
@@ -437,8 +441,9 @@ impl Engine {
         attributes: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
         client_ip: Option<String>,
+        cost: Option<u32>,
     ) -> PyResult<Py<PyAny>> {
-        let call = self.call(headers, action, account, method, path, ip, attributes, now, client_ip)?;
+        let call = self.call(headers, action, account, method, path, ip, attributes, now, client_ip, cost)?;
         let pools = self.pools(py)?;
         let now = now.map_or_else(|| py.None(), |n| n.clone().unbind());
         if !self.store.in_memory {
@@ -508,7 +513,7 @@ impl Engine {
         user: Option<&UserRecord>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Decision> {
-        let request = Self::request(action, account, method, path, ip, attributes, None)?;
+        let request = Self::request(action, account, method, path, ip, attributes, None, None)?;
         let now = timestamp(now, "now")?;
         let user = user.map(|u| &u.inner);
         let d = detached(py, || self.inner.decide(&key.inner, user, &request, now))?;

@@ -235,6 +235,8 @@ impl Keyring {
                 .unwrap_or(keycel::AccountScope::All),
             expires_in: expires_in.filter(|e| !e.is_none()).map(|e| duration(e, "expires_in")).transpose()?,
             max_concurrent,
+            rate_limit: None,
+            credits: None,
             metadata: metadata
                 .filter(|m| !m.is_none())
                 .map(|m| crate::convert::metadata(m, "metadata"))
@@ -405,6 +407,55 @@ impl Keyring {
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<KeyRecord> {
         self.change(py, id, Change::SetMaxConcurrent(max_concurrent), actor, now)
+    }
+
+    /// Sets the key's rate limit: `limit` requests per `per` (`"1m"` or a timedelta), `burst`
+    /// more at once; `limit=None` clears it (the policy default applies). Core validates.
+    #[pyo3(signature = (id, limit = None, per = None, burst = 0, *, actor = None, now = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn set_rate_limit(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        limit: Option<u32>,
+        per: Option<&Bound<'_, PyAny>>,
+        burst: u32,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
+        let rl = match (limit, per.filter(|p| !p.is_none())) {
+            (None, _) => None,
+            (Some(limit), Some(per)) => Some(keycel::budget::RateLimit { limit, per: duration(per, "per")?, burst }),
+            (Some(_), None) => return Err(invalid_argument("per", "per is required with limit")),
+        };
+        self.change(py, id, Change::SetRateLimit(rl), actor, now)
+    }
+
+    /// Grants `remaining` credits from now (a new count), refilled to `refill_amount` every
+    /// `refill_interval`; `remaining=None` makes the key unmetered.
+    #[pyo3(signature = (id, remaining = None, *, refill_amount = None, refill_interval = None, actor = None, now = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn set_credits(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        remaining: Option<u64>,
+        refill_amount: Option<u64>,
+        refill_interval: Option<&Bound<'_, PyAny>>,
+        actor: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyRecord> {
+        let refill = match (refill_amount, refill_interval.filter(|i| !i.is_none())) {
+            (None, None) => None,
+            (Some(amount), Some(i)) => {
+                Some(keycel::budget::Refill { amount, interval: duration(i, "refill_interval")? })
+            }
+            _ => return Err(invalid_argument("refill_interval", "refill_amount and refill_interval go together")),
+        };
+        let actor = self.actor(py, actor)?;
+        let now = timestamp(now, "now")?;
+        let r = detached(py, || self.inner.set_credits(&actor, id, remaining, refill, now))?;
+        r.map(KeyRecord::new).map_err(keyring_error)
     }
 
     #[pyo3(signature = (id, metadata, *, actor = None, now = None))]

@@ -70,6 +70,7 @@ def test_vector(path: Path, case: Dict[str, Any]) -> None:
             ip=req.get("ip"),
             attributes=req.get("attributes") or None,
             now=now,
+            cost=req.get("cost"),
         )
 
     held = []

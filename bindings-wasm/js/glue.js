@@ -114,7 +114,7 @@ export function makeDecision(allowed, status, packed, lease, needsRehash, cacheH
   };
 }
 
-const REQUEST_FIELDS = new Set(['action', 'account', 'method', 'path', 'ip', 'attributes']);
+const REQUEST_FIELDS = new Set(['action', 'account', 'method', 'path', 'ip', 'attributes', 'cost']);
 
 function optionalString(request, name) {
   const v = request[name];
@@ -154,8 +154,15 @@ function requestArgs(request) {
       break;
     }
   }
+  let cost;
+  if (request.cost !== undefined && request.cost !== null) {
+    cost = request.cost;
+    if (!Number.isInteger(cost) || cost < 0 || cost > 4294967295) {
+      throw new KeycelError('invalid_argument', 'request.cost must be a non-negative integer');
+    }
+  }
   return [request.action, optionalString(request, 'account'), optionalString(request, 'method'),
-    optionalString(request, 'path'), optionalString(request, 'ip'), attributes];
+    optionalString(request, 'path'), optionalString(request, 'ip'), attributes, cost];
 }
 
 /**
@@ -186,16 +193,16 @@ export function installApi({ Engine, KeyRecord, UserRecord }) {
     configurable: true,
     writable: true,
     value: function authorize(record, credentials, request, now, user) {
-      const [action, account, method, path, ip, attributes] = requestArgs(request);
+      const [action, account, method, path, ip, attributes, cost] = requestArgs(request);
       if (record === undefined || record === null) {
-        return this.authorizeUnknown(credentials, action, account, method, path, ip, attributes, now);
+        return this.authorizeUnknown(credentials, action, account, method, path, ip, attributes, now, cost);
       }
       if ((user === undefined || user === null) && record instanceof KeyRecord) {
-        return this.authorizeKey(record, credentials, action, account, method, path, ip, attributes, now);
+        return this.authorizeKey(record, credentials, action, account, method, path, ip, attributes, now, cost);
       }
       return withHandles(record, user, (rec, usr) => (usr === null
-        ? this.authorizeKey(rec, credentials, action, account, method, path, ip, attributes, now)
-        : this.authorizePersonal(rec, usr, credentials, action, account, method, path, ip, attributes, now)));
+        ? this.authorizeKey(rec, credentials, action, account, method, path, ip, attributes, now, cost)
+        : this.authorizePersonal(rec, usr, credentials, action, account, method, path, ip, attributes, now, cost)));
     },
   });
   Object.defineProperty(Engine.prototype, 'explain', {

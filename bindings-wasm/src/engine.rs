@@ -70,6 +70,8 @@ struct RequestParts {
     ip: Option<String>,
     /// JSON text of the attributes object, when there are any.
     attributes: Option<String>,
+    /// The request's cost in rate units and credits (default 1).
+    cost: Option<u32>,
 }
 
 impl RequestParts {
@@ -88,7 +90,7 @@ impl RequestParts {
             ip: self.ip,
             client_ip: None,
             attributes,
-            cost: None,
+            cost: self.cost,
         })
     }
 }
@@ -221,8 +223,9 @@ impl Engine {
         ip: Option<String>,
         attributes: Option<String>,
         now: JsValue,
+        cost: Option<u32>,
     ) -> JsResult<JsValue> {
-        let parts = RequestParts { action, account, method, path, ip, attributes };
+        let parts = RequestParts { action, account, method, path, ip, attributes, cost };
         self.authorize_with(Some(record), None, credentials, parts, &now)
     }
 
@@ -241,8 +244,9 @@ impl Engine {
         ip: Option<String>,
         attributes: Option<String>,
         now: JsValue,
+        cost: Option<u32>,
     ) -> JsResult<JsValue> {
-        let parts = RequestParts { action, account, method, path, ip, attributes };
+        let parts = RequestParts { action, account, method, path, ip, attributes, cost };
         self.authorize_with(Some(record), Some(user), credentials, parts, &now)
     }
 
@@ -259,8 +263,9 @@ impl Engine {
         ip: Option<String>,
         attributes: Option<String>,
         now: JsValue,
+        cost: Option<u32>,
     ) -> JsResult<JsValue> {
-        let parts = RequestParts { action, account, method, path, ip, attributes };
+        let parts = RequestParts { action, account, method, path, ip, attributes, cost };
         self.authorize_with(None, None, credentials, parts, &now)
     }
 
@@ -278,7 +283,7 @@ impl Engine {
         attributes: Option<String>,
         now: JsValue,
     ) -> JsResult<JsValue> {
-        let parts = RequestParts { action, account, method, path, ip, attributes };
+        let parts = RequestParts { action, account, method, path, ip, attributes, cost: None };
         self.decide_with(record, None, parts, &now)
     }
 
@@ -297,7 +302,7 @@ impl Engine {
         attributes: Option<String>,
         now: JsValue,
     ) -> JsResult<JsValue> {
-        let parts = RequestParts { action, account, method, path, ip, attributes };
+        let parts = RequestParts { action, account, method, path, ip, attributes, cost: None };
         self.decide_with(record, Some(user), parts, &now)
     }
 

@@ -46,6 +46,8 @@ export interface RequestInput {
   ip?: string | null;
   /** Anything else policies may read as `request.attributes`. */
   attributes?: { [name: string]: unknown };
+  /** The request's cost in the key's rate limit and credits (default 1). */
+  cost?: number;
 }
 
 /** Allow or deny, with everything needed to answer the client and to audit. */

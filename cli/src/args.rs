@@ -218,6 +218,46 @@ Examples:
     SetExpiry { key: String, expiry: String },
     /// New in-flight limit, or `default`.
     SetMaxConcurrent { key: String, limit: String },
+    /// Rate limit: `--limit` requests per `--per`, `--burst` more at once (GCRA); `--clear`
+    /// falls back to the policy's `[defaults.rate_limit]` (or none).
+    #[command(
+        after_help = "Examples:\n  keycel key set-rate-limit Production --limit 100 --per 1m --burst 20\n  keycel key set-rate-limit Production --clear"
+    )]
+    SetRateLimit {
+        key: String,
+        /// Requests per window.
+        #[arg(long, required_unless_present = "clear")]
+        limit: Option<u32>,
+        /// The window (`1m`, `10s`, `1h`).
+        #[arg(long, required_unless_present = "clear")]
+        per: Option<String>,
+        /// Extra requests at once (default 0).
+        #[arg(long)]
+        burst: Option<u32>,
+        /// Remove the key's own limit.
+        #[arg(long, conflicts_with_all = ["limit", "per", "burst"])]
+        clear: bool,
+    },
+    /// Usage credits: a new grant of `--remaining`, optionally refilled to `--refill-amount`
+    /// every `--refill-interval` from now; `--clear` makes the key unmetered.
+    #[command(
+        after_help = "Examples:\n  keycel key set-credits Production --remaining 10000\n  keycel key set-credits Production --remaining 1000 --refill-amount 1000 --refill-interval 1d"
+    )]
+    SetCredits {
+        key: String,
+        /// Credits granted now (a new count).
+        #[arg(long, required_unless_present = "clear")]
+        remaining: Option<u64>,
+        /// Credits at the start of each refill interval.
+        #[arg(long, requires = "refill_interval")]
+        refill_amount: Option<u64>,
+        /// The refill interval (`1d`, `1h`).
+        #[arg(long, requires = "refill_amount")]
+        refill_interval: Option<String>,
+        /// Make the key unmetered.
+        #[arg(long, conflicts_with_all = ["remaining", "refill_amount", "refill_interval"])]
+        clear: bool,
+    },
     /// Let the key authenticate again.
     Activate { key: String },
     /// Stop the key authenticating (kept, can be re-activated).

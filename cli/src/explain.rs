@@ -73,6 +73,28 @@ pub fn explain_key(ctx: &Ctx, key: &str) -> Result<(), CliError> {
         ("effective accounts", accounts_text(&a.accounts)),
         ("usable until", a.expires_at.map_or_else(|| "no expiry".to_string(), |t| t.to_rfc3339())),
         ("max concurrent", a.max_concurrent.to_string()),
+        (
+            "rate limit",
+            a.rate_limit.map_or_else(
+                || "none".to_string(),
+                |l| format!("{} per {} (burst {})", l.limit, keycel::budget::format_duration(l.per), l.burst),
+            ),
+        ),
+        (
+            "credits",
+            a.credits.map_or_else(
+                || "unmetered".to_string(),
+                |c| match c.refill {
+                    Some(f) => format!(
+                        "{} granted, refill {} every {}",
+                        c.remaining,
+                        f.amount,
+                        keycel::budget::format_duration(f.interval)
+                    ),
+                    None => format!("{} granted", c.remaining),
+                },
+            ),
+        ),
         ("usable now", if a.active { "yes".into() } else { "no".into() }),
     ];
     for (k, v) in rows {

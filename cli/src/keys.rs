@@ -110,6 +110,8 @@ fn create(ctx: &Ctx, a: CreateArgs) -> Result<(), CliError> {
         accounts: parse_accounts(&a.accounts)?,
         expires_in: a.expires_in.as_deref().map(|s| parse_duration("--expires-in", s)).transpose()?,
         max_concurrent: a.max_concurrent,
+        rate_limit: None,
+        credits: None,
         metadata: parse_metadata(&a.metadata)?,
         active: !a.inactive,
     };
@@ -188,7 +190,23 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
         KeyCommand::Show { key } => {
             let id = id_of(&key)?;
             let r = kr.get(&ctx.actor, &id, ctx.now)?;
-            print_key(ctx, &engine, &r, &format!("Key {}", r.id));
+            let b = crate::budgets::budget(&ctx.db_spec(), &r, engine.default_rate_limit(), ctx.now)?;
+            if ctx.json() {
+                let mut v = output::key_json(&r, ctx.now, leeway(&engine));
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("budget".into(), b.json(&r));
+                }
+                print_json(&v);
+            } else {
+                println!("Key {}", r.id);
+                println!("{}", output::key_detail(&r, ctx.now, leeway(&engine)));
+                let mut t = comfy_table::Table::new();
+                t.set_header(["BUDGET", "VALUE"]);
+                for (k, v) in b.rows(&r) {
+                    t.add_row(vec![k.to_string(), v]);
+                }
+                println!("{t}");
+            }
             Ok(())
         }
         KeyCommand::Explain { key } => crate::explain::explain_key(ctx, &key),
@@ -213,6 +231,23 @@ pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
                 })?)
             };
             change(&key, Change::SetMaxConcurrent(limit), "Limit set on")
+        }
+        KeyCommand::SetRateLimit { key, limit, per, burst, clear } => {
+            let rl = crate::budgets::rate_limit(limit, per.as_deref(), burst, clear)?;
+            change(&key, Change::SetRateLimit(rl), if clear { "Rate limit cleared on" } else { "Rate limit set on" })
+        }
+        KeyCommand::SetCredits { key, remaining, refill_amount, refill_interval, clear } => {
+            let (remaining, refill) =
+                crate::budgets::credits(remaining, refill_amount, refill_interval.as_deref(), clear)?;
+            let id = id_of(&key)?;
+            let r = kr.set_credits(&ctx.actor, &id, remaining, refill, ctx.now)?;
+            print_key(
+                ctx,
+                &engine,
+                &r,
+                &format!("{} {:?}", if clear { "Credits cleared on" } else { "Credits set on" }, r.name),
+            );
+            Ok(())
         }
         KeyCommand::Activate { key } => change(&key, Change::SetActive(true), "Activated"),
         KeyCommand::Deactivate { key } => change(&key, Change::SetActive(false), "Deactivated"),

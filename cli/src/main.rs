@@ -3,6 +3,7 @@
 
 mod args;
 mod authorize;
+mod budgets;
 mod context;
 mod demo;
 mod error;

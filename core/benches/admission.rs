@@ -1,18 +1,20 @@
 //! Admission cost per backend (issue 13), measured in one run so the ratios mean something:
 //! today's lease (the limiter alone), process-local admission, SQLite admission (a file in
 //! WAL mode), and the whole `authorize` (headers, cache hit, default policy) with each.
+//! Metered variants (a rate limit and credits with a refill, both checked and written on
+//! every admission) advance the clock one second per call so every request conforms.
 //! `cargo bench -p keycel --features sqlite --bench admission`. Redis: `backends/redis/benches`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use keycel::admission::{Admission, LocalAdmission, SqliteAdmission, Ticket};
+use keycel::admission::{Admission, CreditGrant, LocalAdmission, RateLimit, Refill, SqliteAdmission, Ticket};
 use keycel::engine::{Engine, Request};
 use keycel::hash::{HashParams, HashPolicy};
 use keycel::keyring::{Actor, Keyring, NewKey};
 use keycel::limiter::{Limiter, LimiterConfig};
 use keycel::store::MemoryStore;
-use keycel::time::Timestamp;
+use keycel::time::{Duration, Timestamp};
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -39,6 +41,25 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("local", |b| b.iter(|| drop(local.admit(black_box(&ticket), now).unwrap())));
     g.bench_function("sqlite", |b| b.iter(|| drop(sqlite.admit(black_box(&ticket), now).unwrap())));
+    let second = Duration::from_secs(1);
+    let metered = Ticket {
+        rate: Some(RateLimit::new(1, second, 1).unwrap()),
+        credits: Some(CreditGrant { remaining: 1, refill: Some(Refill { amount: 1, interval: second }), set_at: now }),
+        ..Ticket::new("kc_metered0123456789", None)
+    };
+    let mut t = now.unix();
+    g.bench_function("local_rate_credits", |b| {
+        b.iter(|| {
+            t += 1;
+            drop(local.admit(black_box(&metered), Timestamp::saturating_from_unix(t)).unwrap())
+        })
+    });
+    g.bench_function("sqlite_rate_credits", |b| {
+        b.iter(|| {
+            t += 1;
+            drop(sqlite.admit(black_box(&metered), Timestamp::saturating_from_unix(t)).unwrap())
+        })
+    });
     g.finish();
 
     let store = Arc::new(MemoryStore::new());

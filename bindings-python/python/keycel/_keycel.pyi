@@ -359,6 +359,26 @@ class Keyring:
     def set_max_concurrent(
         self, id: str, max_concurrent: Optional[int], *, actor: ActorArg = None, now: Optional[TimeLike] = None
     ) -> KeyRecord: ...
+    def set_rate_limit(
+        self,
+        id: str,
+        limit: Optional[int] = None,
+        per: Optional[DurationLike] = None,
+        burst: int = 0,
+        *,
+        actor: ActorArg = None,
+        now: Optional[TimeLike] = None,
+    ) -> KeyRecord: ...
+    def set_credits(
+        self,
+        id: str,
+        remaining: Optional[int] = None,
+        *,
+        refill_amount: Optional[int] = None,
+        refill_interval: Optional[DurationLike] = None,
+        actor: ActorArg = None,
+        now: Optional[TimeLike] = None,
+    ) -> KeyRecord: ...
     def set_metadata(
         self, id: str, metadata: Mapping[str, str], *, actor: ActorArg = None, now: Optional[TimeLike] = None
     ) -> KeyRecord: ...
@@ -429,6 +449,7 @@ class Engine:
         attributes: Optional[Mapping[str, Any]] = None,
         now: Optional[TimeLike] = None,
         client_ip: Optional[str] = None,
+        cost: Optional[int] = None,
     ) -> Decision: ...
     def authorize_step(
         self,
@@ -441,6 +462,7 @@ class Engine:
         attributes: Optional[Mapping[str, Any]] = None,
         now: Optional[TimeLike] = None,
         client_ip: Optional[str] = None,
+        cost: Optional[int] = None,
     ) -> Union[Decision, Pending]:
         """Cached keys and cheap failures decide here; anything needing argon2 returns a Pending."""
     def screen(
@@ -458,6 +480,7 @@ class Engine:
         attributes: Optional[Mapping[str, Any]] = None,
         now: Optional[TimeLike] = None,
         client_ip: Optional[str] = None,
+        cost: Optional[int] = None,
     ) -> Awaitable[Decision]:
         """authorize for event loops: argon2 and store I/O run on bounded pools (503 when full)."""
     def configure_offload(

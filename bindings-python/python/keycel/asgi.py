@@ -12,6 +12,10 @@ its lease until it ends. Other scopes (``lifespan``) pass through.
 An allowed request reaches the app with the decision in ``scope["state"]["keycel"]``
 (``request.state.keycel`` in Starlette/FastAPI: ``.key`` is the authenticated KeyRecord); its
 lease is released when the app returns, also when it raises.
+A key with a rate limit gets the IETF ``RateLimit-Policy`` / ``RateLimit`` headers on its
+429 ``rate_limited`` and, by default (``rate_limit_headers=True``), on allowed HTTP responses
+too. ``cost``: the request's cost in rate units and credits (an int or ``scope -> int``;
+default 1).
 
     app = KeycelMiddleware(app, engine, action=lambda scope: "api.read",
                            account=lambda scope: scope["path_params"].get("account_id"))
@@ -40,6 +44,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ActionArg = Union[str, Callable[[Scope], Optional[str]]]
 AccountArg = Union[None, str, Callable[[Scope], Optional[str]]]
 AttributesArg = Optional[Callable[[Scope], Optional[Mapping[str, Any]]]]
+CostArg = Union[None, int, Callable[[Scope], Optional[int]]]
+
+#: Headers of an allowed decision sent on the response (the budget status).
+BUDGET_HEADERS = ("ratelimit-policy", "ratelimit")
 
 #: Key of the decision in ``scope["state"]`` (``request.state.keycel``).
 STATE_KEY = "keycel"
@@ -75,8 +83,12 @@ class KeycelMiddleware:
         account: AccountArg = None,
         attributes: AttributesArg = None,
         offload: bool = True,
+        cost: CostArg = None,
+        rate_limit_headers: bool = True,
     ) -> None:
         self.app = app
+        self.cost = cost
+        self.rate_limit_headers = rate_limit_headers
         self.engine = engine
         self.action = action
         self.account = account
@@ -105,6 +117,7 @@ class KeycelMiddleware:
             attributes=attributes,
             # The socket peer: core charges failed authentications to it (429 past its budget).
             client_ip=host,
+            cost=self.cost(scope) if callable(self.cost) else self.cost,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -121,8 +134,28 @@ class KeycelMiddleware:
             return
         state: Dict[str, Any] = scope.setdefault("state", {})
         state[STATE_KEY] = decision
+        extra = _budget_headers(decision) if self.rate_limit_headers and scope["type"] == "http" else []
         async with decision:
-            await self.app(scope, receive, send)
+            if not extra:
+                await self.app(scope, receive, send)
+                return
+
+            async def send_with_budget(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message = dict(message)
+                    message["headers"] = list(message.get("headers", [])) + extra
+                await send(message)
+
+            await self.app(scope, receive, send_with_budget)
+
+
+def _budget_headers(decision: Decision) -> List[Tuple[bytes, bytes]]:
+    """``RateLimit-Policy`` / ``RateLimit`` of an allowed decision (empty for an unmetered key)."""
+    return [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in decision.headers.items()
+        if k.lower() in BUDGET_HEADERS
+    ]
 
 
 #: Default tarpit of :class:`ThrottleGuard`: a screened 429 is held up to this many seconds

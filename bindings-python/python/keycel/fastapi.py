@@ -189,13 +189,19 @@ def require(
     account: AccountArg = None,
     attributes: AttributesArg = None,
     engine: Optional[Engine] = None,
-) -> Callable[[Request], AsyncIterator[Decision]]:
+    cost: Union[None, int, Callable[[Request], Optional[int]]] = None,
+    rate_limit_headers: bool = True,
+) -> Callable[[Request, Response], AsyncIterator[Decision]]:
     """A dependency authorizing ``action`` (for the account named by a path parameter, a
     :func:`query_param`, or returned by a callable taking the request; see the module docs:
     the account check never silently falls away). Yields the allowed Decision: ``.key`` is
-    the authenticated KeyRecord, ``.key_id`` its id."""
+    the authenticated KeyRecord, ``.key_id`` its id. ``cost``: the request's cost in rate
+    units and credits (an int or a callable taking the request; default 1). A key with a rate
+    limit gets ``RateLimit-Policy`` / ``RateLimit`` on its 429 and, unless
+    ``rate_limit_headers=False``, on the route's response when the handler lets FastAPI build
+    it."""
 
-    async def dependency(request: Request) -> AsyncIterator[Decision]:
+    async def dependency(request: Request, response: Response) -> AsyncIterator[Decision]:
         eng = engine if engine is not None else getattr(request.app.state, ENGINE_STATE, None)
         if eng is None:
             raise RuntimeError("keycel: call keycel.fastapi.install(app, engine) or pass engine= to require()")
@@ -210,9 +216,14 @@ def require(
             attributes=attributes(request) if attributes is not None else None,
             # The socket peer: core charges failed authentications to it (429 past its budget).
             client_ip=client.host if client else None,
+            cost=cost(request) if callable(cost) else cost,
         )
         if not decision.allowed:
             raise KeycelHTTPException(decision)
+        if rate_limit_headers:
+            for name, value in decision.headers.items():
+                if name.lower() in ("ratelimit-policy", "ratelimit"):
+                    response.headers[name] = value
         async with decision:
             yield decision
 

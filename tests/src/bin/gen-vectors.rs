@@ -456,6 +456,115 @@ fn concurrency() -> R<Vector> {
     Ok(g.finish("In-flight limits: default 5 per key (Finout), per-key override, 429 with Retry-After; denied requests take no lease."))
 }
 
+fn rate_limited(key: Option<String>, retry_after: &str, rate_limit: &str) -> Expect {
+    let mut e = expect(false, 429, Some("rate_limited"), "Rate limit exceeded for this key", key, &[]);
+    e.headers.insert("Retry-After".into(), retry_after.into());
+    e.headers.insert("RateLimit".into(), rate_limit.into());
+    e
+}
+
+/// Issue 13: rate limits (GCRA) and usage credits, decided alike in every binding. Cases run
+/// in order against one engine: each admitted request counts.
+fn budgets() -> R<Vector> {
+    let mut g = Gen::new(12)?;
+    let set_at = g.now;
+    g.key("limited", "integration", |r| {
+        r.rate_limit = keycel::budget::RateLimit::new(2, Duration::from_secs(60), 2).ok();
+    })?;
+    g.key("metered", "integration", |r| {
+        r.credits = Some(keycel::budget::CreditGrant { remaining: 2, refill: None, set_at });
+    })?;
+    g.key("refilled", "integration", |r| {
+        r.credits = Some(keycel::budget::CreditGrant {
+            remaining: 1,
+            refill: Some(keycel::budget::Refill { amount: 1, interval: Duration::from_secs(3600) }),
+            set_at,
+        });
+    })?;
+    g.key("both", "integration", |r| {
+        r.rate_limit = keycel::budget::RateLimit::new(1, Duration::from_secs(60), 1).ok();
+        r.credits = Some(keycel::budget::CreditGrant { remaining: 5, refill: None, set_at });
+    })?;
+    let read = || Request::new("api.read");
+    let with = |mut e: Expect, policy: &str, rate: &str| {
+        e.headers.insert("RateLimit-Policy".into(), policy.into());
+        e.headers.insert("RateLimit".into(), rate.into());
+        e
+    };
+    let policy = "\"default\";q=2;w=60";
+    g.case(
+        "a rate-limited key's first request carries RateLimit",
+        g.bearer("limited")?,
+        read(),
+        with(ok(g.id("limited")), policy, "\"default\";r=1;t=30"),
+    );
+    g.case(
+        "the burst's second request",
+        g.bearer("limited")?,
+        read(),
+        with(ok(g.id("limited")), policy, "\"default\";r=0;t=60"),
+    );
+    let mut refused = rate_limited(g.id("limited"), "30", "\"default\";r=0;t=60");
+    refused.headers.insert("RateLimit-Policy".into(), policy.into());
+    g.case(
+        "past the burst: 429 rate_limited with Retry-After and the IETF fields",
+        g.bearer("limited")?,
+        read(),
+        refused,
+    );
+    let later = g.now.plus(Duration::from_secs(30));
+    g.case_at(
+        "one emission interval later",
+        g.bearer("limited")?,
+        read(),
+        later,
+        with(ok(g.id("limited")), policy, "\"default\";r=0;t=60"),
+    );
+    g.case("credits: the first of two", g.bearer("metered")?, read(), ok(g.id("metered")));
+    g.case("credits: the second of two", g.bearer("metered")?, read(), ok(g.id("metered")));
+    let exhausted =
+        expect(false, 429, Some("usage_exceeded"), "Usage credits exhausted for this key", g.id("metered"), &[]);
+    g.case("credits spent: 429 usage_exceeded", g.bearer("metered")?, read(), exhausted);
+    g.case("refilled credits: the first period's one", g.bearer("refilled")?, read(), ok(g.id("refilled")));
+    let mut wait =
+        expect(false, 429, Some("usage_exceeded"), "Usage credits exhausted for this key", g.id("refilled"), &[]);
+    wait.headers.insert("Retry-After".into(), "3600".into());
+    g.case("spent until the refill: Retry-After at the boundary", g.bearer("refilled")?, read(), wait);
+    let next = g.now.plus(Duration::from_secs(3600));
+    g.case_at("the refill boundary gives amount again", g.bearer("refilled")?, read(), next, ok(g.id("refilled")));
+    let c = Case {
+        name: "rate and credits together: the held request counted, the next is rate-limited".into(),
+        headers: g.bearer("both")?,
+        request: read(),
+        now: None,
+        in_flight: 1,
+        expect: rate_limited(g.id("both"), "60", "\"default\";r=0;t=60"),
+    };
+    g.cases.push(c);
+    for (i, secs) in [60, 120, 180, 240].into_iter().enumerate() {
+        let name = format!("one per minute after the refusal ({} of the four credits left)", i + 1);
+        g.case_at(&name, g.bearer("both")?, read(), g.now.plus(Duration::from_secs(secs)), ok(g.id("both")));
+    }
+    let both = g.id("both");
+    let out = || expect(false, 429, Some("usage_exceeded"), "Usage credits exhausted for this key", both.clone(), &[]);
+    let end = g.now.plus(Duration::from_secs(300));
+    g.case_at(
+        "all five credits spent (the rate refusal spent none): usage_exceeded",
+        g.bearer("both")?,
+        read(),
+        end,
+        out(),
+    );
+    g.case_at(
+        "a credit refusal took no rate: usage_exceeded again, not rate_limited",
+        g.bearer("both")?,
+        read(),
+        end,
+        out(),
+    );
+    Ok(g.finish("Issue 13 budgets: GCRA rate limit with burst (429 rate_limited, Retry-After, RateLimit-Policy/RateLimit), usage credits with refill (429 usage_exceeded); a refusal consumes nothing."))
+}
+
 /// Records in every shape the public form must carry (or drop): API and personal, some and
 /// all accounts, expiry, rotation grace (the previous hash), limits, metadata, inactive.
 fn record_forms() -> R<RecordForms> {
@@ -758,6 +867,7 @@ fn main() -> Result<(), String> {
         ("personal_tokens", personal_tokens()?),
         ("concurrency", concurrency()?),
         ("delegation", delegation()?),
+        ("budgets", budgets()?),
     ];
     for (name, v) in &all {
         let (n, failures) = run(v)?;
