@@ -235,6 +235,8 @@ impl Keyring {
                 .unwrap_or(keycel::AccountScope::All),
             expires_in: expires_in.filter(|e| !e.is_none()).map(|e| duration(e, "expires_in")).transpose()?,
             max_concurrent,
+            rate_limit: None,
+            credits: None,
             metadata: metadata
                 .filter(|m| !m.is_none())
                 .map(|m| crate::convert::metadata(m, "metadata"))
