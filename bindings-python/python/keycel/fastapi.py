@@ -233,13 +233,13 @@ def management_router(engine: Engine, keyring: Optional[Keyring] = None) -> Any:
     router = APIRouter()
 
     async def management(request: Request) -> Response:
-        route = request.scope.get("route")
-        template: str = getattr(route, "path", _CATCH_ALL)
-        prefix = request.scope.get("root_path", "") + template[: -len(_CATCH_ALL)]
-        raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode("latin-1")
-        path = raw.decode("latin-1")
-        if path.startswith(prefix):
-            path = path[len(prefix) :]
+        # The prefix is what precedes the catch-all parameter (and its "/"); the rest is sent
+        # to core as received (still percent-encoded: core decodes the {id} segment).
+        full: str = request.scope["path"]
+        param: str = request.path_params.get("path", "")
+        prefix_len = max(len(full) - len(param) - 1, 0)
+        raw: bytes = request.scope.get("raw_path") or full.encode("utf-8")
+        path = raw.decode("latin-1")[prefix_len:]
         query = request.scope.get("query_string", b"")
         if query:
             path = f"{path}?{query.decode('latin-1')}"
