@@ -71,7 +71,7 @@ pub(crate) fn hash_policy(v: Option<&Bound<'_, PyAny>>) -> PyResult<HashPolicy> 
 #[pyclass(frozen, module = "keycel._keycel", name = "Keyring")]
 #[derive(Debug)]
 pub(crate) struct Keyring {
-    inner: keycel::keyring::Keyring,
+    pub(crate) inner: keycel::keyring::Keyring,
     store: StoreHandle,
     operator: String,
     /// Header names `IssuedKey.reveal()` shows (the guard engine's, else the defaults).
