@@ -16,6 +16,7 @@
 pub mod authority;
 #[cfg(feature = "policy")]
 pub mod delegation;
+pub mod patch;
 
 use crate::audit::{AuditEvent, AuditSink, NullAudit};
 use crate::decision::{Decision, Messages};
@@ -24,7 +25,7 @@ use crate::record::{AccountScope, KeyKind, KeyRecord, PreviousSecret, RecordErro
 use crate::secret::Secret;
 use crate::store::{KeyFilter, Store, StoreError};
 use crate::time::{Duration, Timestamp};
-use crate::token::{IssuedKey, TokenError, TokenFormat};
+use crate::token::{ClientId, IssuedKey, TokenError, TokenFormat};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
@@ -512,6 +513,20 @@ impl Keyring {
 
     /// Creates a key and returns it with its secret: the only time the secret is shown.
     pub fn create(&self, actor: &Actor, new: NewKey, now: Timestamp) -> Result<(KeyRecord, IssuedKey), KeyringError> {
+        self.create_with_id(actor, new, None, now)
+    }
+
+    /// [`Keyring::create`] under a caller-chosen client id (`None`: a random one). The store's
+    /// insert refuses an id that is or ever was in use (`Store(AlreadyExists)`), which is what
+    /// makes an idempotent create (the management API's `Idempotency-Key`) safe across
+    /// processes: the id is derived from the request, so a retry cannot mint a second key.
+    pub fn create_with_id(
+        &self,
+        actor: &Actor,
+        new: NewKey,
+        id: Option<ClientId>,
+        now: Timestamp,
+    ) -> Result<(KeyRecord, IssuedKey), KeyringError> {
         let action = if matches!(new.kind, KeyKind::Api) { actions::CREATE_API } else { actions::CREATE };
         let actor = &self.live_actor(actor, action, now)?;
         let owner = match &new.kind {
@@ -525,7 +540,13 @@ impl Keyring {
             KeyKind::Api => None,
         };
         let mut rng = os_rng();
-        let issued = self.format.issue(&mut rng).map_err(KeyringError::Token)?;
+        let issued = match id {
+            Some(client_id) => {
+                let secret = self.format.new_secret(&client_id, &mut rng).map_err(KeyringError::Token)?;
+                IssuedKey { client_id, secret }
+            }
+            None => self.format.issue(&mut rng).map_err(KeyringError::Token)?,
+        };
         let secret_hash = self.hash.hash(issued.secret.expose().as_bytes(), &mut rng).map_err(KeyringError::Hash)?;
         let record = KeyRecord {
             description: new.description,

@@ -43,6 +43,8 @@ pub mod keyring;
 #[cfg(feature = "std")]
 pub mod limiter;
 #[cfg(feature = "policy")]
+pub mod management;
+#[cfg(feature = "policy")]
 pub mod policy;
 #[cfg(feature = "std")]
 pub mod rehash;
