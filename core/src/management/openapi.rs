@@ -198,26 +198,23 @@ fn answers() -> Map<String, Value> {
     let string = || json!({ "type": "string" });
     let time = || json!({ "type": "string", "format": "date-time" });
     let strings = || json!({ "type": "array", "items": { "type": "string" } });
+    let key_props = json!({
+        "schema": { "type": "integer" }, "id": string(), "name": string(), "description": string(),
+        "kind": { "type": "string", "enum": ["api", "personal"] }, "user": nullable(string()),
+        "role": string(), "scopes": strings(), "accounts": reference("Accounts"), "active": { "type": "boolean" },
+        "created_at": time(), "updated_at": time(), "expires_at": nullable(time()),
+        "rotated_at": nullable(time()), "previous_secret_valid_until": nullable(time()),
+        "max_concurrent": nullable(json!({ "type": "integer" })),
+        "metadata": { "type": "object", "additionalProperties": { "type": "string" } },
+        "version": { "type": "integer" }
+    });
+    let required_key: Vec<String> = key_props.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
     let key = json!({
         "type": "object",
         "description": "A key in its public form: every field but the hashes.",
-        "properties": {
-            "schema": { "type": "integer" }, "id": string(), "name": string(), "description": string(),
-            "kind": { "type": "string", "enum": ["api", "personal"] }, "user": nullable(string()),
-            "role": string(), "scopes": strings(), "accounts": reference("Accounts"), "active": { "type": "boolean" },
-            "created_at": time(), "updated_at": time(), "expires_at": nullable(time()),
-            "rotated_at": nullable(time()), "previous_secret_valid_until": nullable(time()),
-            "max_concurrent": nullable(json!({ "type": "integer" })),
-            "metadata": { "type": "object", "additionalProperties": { "type": "string" } },
-            "version": { "type": "integer" }
-        }
+        "properties": key_props,
+        "required": required_key
     });
-    let required_key: Vec<String> =
-        key["properties"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
-    let mut key = key;
-    if let Value::Object(m) = &mut key {
-        m.insert("required".into(), json!(required_key));
-    }
     let secret = json!({
         "type": "object",
         "description": "The new secret, shown once: keep it, it cannot be shown again.",
