@@ -62,13 +62,17 @@ describe('Keyring over MemoryDocumentStore', () => {
     v = await ring.setMaxConcurrent(api.clientId, 3, as);
     assert.equal(v.max_concurrent, 3);
     v = await ring.setMetadata(api.clientId, { team: 'a' }, as);
+    v = await ring.describe(api.clientId, 'billing team', as);
+    assert.equal(v.description, 'billing team');
+    v = await ring.setActive(api.clientId, false, as);
+    v = await ring.activate(api.clientId, as);
     v = await ring.deactivate(api.clientId, as);
     assert.equal(v.active, false);
     assert.deepEqual((await ring.list({ active: false }, as)).map((k) => k.id), [api.clientId]);
     v = await ring.activate(api.clientId, as);
     assert.equal(v.active, true);
     v = await ring.update(api.clientId, { name: 'both', description: 'two at once' }, as);
-    assert.equal(v.version, 13, 'one version per write');
+    assert.equal(v.version, 16, 'one version per write');
     assert.deepEqual(await ring.get(api.clientId, as), v);
     noHash(v);
 

@@ -122,12 +122,15 @@ export declare class Keyring {
   update(id: string, changes: KeyChanges, options?: CallOptions): Promise<KeyView>;
   rename(id: string, name: string, options?: CallOptions): Promise<KeyView>;
   setDescription(id: string, description: string, options?: CallOptions): Promise<KeyView>;
+  /** Same as `setDescription` (the Python name). */
+  describe(id: string, description: string, options?: CallOptions): Promise<KeyView>;
   setRole(id: string, role: string, options?: CallOptions): Promise<KeyView>;
   setScopes(id: string, scopes: string[], options?: CallOptions): Promise<KeyView>;
   setAccounts(id: string, accounts: 'all' | string[], options?: CallOptions): Promise<KeyView>;
   setExpiry(id: string, expiresAt: TimeInput | null, options?: CallOptions): Promise<KeyView>;
   setMaxConcurrent(id: string, maxConcurrent: number | null, options?: CallOptions): Promise<KeyView>;
   setMetadata(id: string, metadata: { [key: string]: string }, options?: CallOptions): Promise<KeyView>;
+  setActive(id: string, active: boolean, options?: CallOptions): Promise<KeyView>;
   activate(id: string, options?: CallOptions): Promise<KeyView>;
   deactivate(id: string, options?: CallOptions): Promise<KeyView>;
   /** New secret; the old one dies now, or after `grace` (`"1h"` or seconds). */

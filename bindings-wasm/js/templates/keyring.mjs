@@ -228,12 +228,14 @@ export class Keyring {
   }
   rename(id, name, options) { return this.update(id, { name }, options); }
   setDescription(id, description, options) { return this.update(id, { description }, options); }
+  describe(id, description, options) { return this.setDescription(id, description, options); }
   setRole(id, role, options) { return this.update(id, { role }, options); }
   setScopes(id, scopes, options) { return this.update(id, { scopes }, options); }
   setAccounts(id, accounts, options) { return this.update(id, { accounts }, options); }
   setExpiry(id, expiresAt, options) { return this.update(id, { expiresAt: expiresAt ?? null }, options); }
   setMaxConcurrent(id, maxConcurrent, options) { return this.update(id, { maxConcurrent: maxConcurrent ?? null }, options); }
   setMetadata(id, metadata, options) { return this.update(id, { metadata }, options); }
+  setActive(id, active, options) { return this.update(id, { active }, options); }
   activate(id, options) { return this.update(id, { active: true }, options); }
   deactivate(id, options) { return this.update(id, { active: false }, options); }
   rotate(id, options) { return this.op('rotate', { id, grace: options && options.grace }, options); }
