@@ -11,6 +11,8 @@ Routes:
     POST /admin/accounts                       admin.account.create (Administration API)
     GET  /mw/accounts/{account_id}/data        api.read via KeycelMiddleware (plain Starlette app)
     GET  /v1/accounts/{account_id}/missing     404 with the same body as an out-of-scope account
+    /manage/...                                the management API (keys, users, /openapi.json), FastAPI router
+    /manage-asgi/...                           the same API as a plain ASGI app
 
 Environment: KEYCEL_DB (SQLite store path; default: an empty in-memory store),
 KEYCEL_POLICY (policy file; default: keycel's built-in default policy), KEYCEL_REDIS (a
@@ -32,7 +34,8 @@ from starlette.routing import Route
 
 import keycel
 from keycel.asgi import STATE_KEY, KeycelMiddleware
-from keycel.fastapi import install, require
+from keycel.fastapi import install, management_router, require
+from keycel.management import asgi_app
 
 
 def build_engine() -> keycel.Engine:
@@ -49,6 +52,9 @@ def build_engine() -> keycel.Engine:
 engine = build_engine()
 app = FastAPI(title="keycel example")
 install(app, engine)
+# The management API, one line each (keys act through it under the policy's delegation rules).
+app.include_router(management_router(engine), prefix="/manage")
+app.mount("/manage-asgi", asgi_app(engine))
 
 
 @app.get("/health")

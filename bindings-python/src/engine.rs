@@ -117,7 +117,7 @@ impl Engine {
                 _ => return Err(invalid_argument("attributes", "attributes must be a mapping")),
             },
         };
-        Ok(Request { action: action.to_string(), account, method, path, ip, client_ip, attributes })
+        Ok(Request { action: action.to_string(), account, method, path, ip, client_ip, attributes, cost: None })
     }
 
     /// One authorization call, owned (headers filtered and copied, request built), so it can

@@ -71,7 +71,7 @@ pub(crate) fn hash_policy(v: Option<&Bound<'_, PyAny>>) -> PyResult<HashPolicy> 
 #[pyclass(frozen, module = "keycel._keycel", name = "Keyring")]
 #[derive(Debug)]
 pub(crate) struct Keyring {
-    inner: keycel::keyring::Keyring,
+    pub(crate) inner: keycel::keyring::Keyring,
     store: StoreHandle,
     operator: String,
     /// Header names `IssuedKey.reveal()` shows (the guard engine's, else the defaults).
@@ -235,6 +235,8 @@ impl Keyring {
                 .unwrap_or(keycel::AccountScope::All),
             expires_in: expires_in.filter(|e| !e.is_none()).map(|e| duration(e, "expires_in")).transpose()?,
             max_concurrent,
+            rate_limit: None,
+            credits: None,
             metadata: metadata
                 .filter(|m| !m.is_none())
                 .map(|m| crate::convert::metadata(m, "metadata"))

@@ -7,6 +7,7 @@ mod decision;
 mod engine;
 mod errors;
 mod keyring;
+mod management;
 mod pending;
 mod records;
 mod rehash;
@@ -32,6 +33,9 @@ fn _keycel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<decision::Ready>()?;
     m.add_class::<pending::Pending>()?;
     m.add_class::<step::PreparedStep>()?;
+    m.add_function(wrap_pyfunction!(management::management_handle, m)?)?;
+    m.add_function(wrap_pyfunction!(management::management_openapi, m)?)?;
+    m.add("MANAGEMENT_MAX_BODY_BYTES", management::MAX_BODY_BYTES)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

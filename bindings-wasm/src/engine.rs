@@ -84,6 +84,7 @@ impl RequestParts {
             ip: self.ip,
             client_ip: None,
             attributes,
+            cost: None,
         })
     }
 }

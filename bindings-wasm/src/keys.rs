@@ -55,6 +55,8 @@ impl KeySpec {
             accounts: self.accounts.unwrap_or(AccountScope::All),
             expires_in: self.expires_in.map(|s| s.duration("spec.expiresIn")).transpose()?,
             max_concurrent: self.max_concurrent,
+            rate_limit: None,
+            credits: None,
             metadata: self.metadata,
             active: self.active.unwrap_or(true),
         })

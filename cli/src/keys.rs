@@ -110,6 +110,8 @@ fn create(ctx: &Ctx, a: CreateArgs) -> Result<(), CliError> {
         accounts: parse_accounts(&a.accounts)?,
         expires_in: a.expires_in.as_deref().map(|s| parse_duration("--expires-in", s)).transpose()?,
         max_concurrent: a.max_concurrent,
+        rate_limit: None,
+        credits: None,
         metadata: parse_metadata(&a.metadata)?,
         active: !a.inactive,
     };

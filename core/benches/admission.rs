@@ -31,7 +31,7 @@ fn benches(c: &mut Criterion) {
     let sqlite = Arc::new(SqliteAdmission::open(&file, LimiterConfig::default()).unwrap());
     let local = LocalAdmission::default();
     let limiter = Limiter::default();
-    let ticket = Ticket { key_id: "kc_0123456789abcdef", max_concurrent: None };
+    let ticket = Ticket::new("kc_0123456789abcdef", None);
 
     let mut g = c.benchmark_group("admission_acquire_release");
     g.bench_function("lease_limiter_only", |b| {

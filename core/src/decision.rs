@@ -27,6 +27,10 @@ pub struct Messages {
     pub overloaded: String,
     /// 429 when a client address or client id has used up its failed-authentication budget.
     pub too_many_failures: String,
+    /// 429 when a key exceeded its rate limit.
+    pub rate_limited: String,
+    /// 429 when a key has no usage credits left for the request.
+    pub usage_exceeded: String,
     /// The `realm` in `WWW-Authenticate`.
     pub realm: String,
 }
@@ -42,6 +46,8 @@ impl Default for Messages {
             busy: "Too many concurrent requests for this key".to_string(),
             overloaded: "Service busy, retry shortly".to_string(),
             too_many_failures: "Too many failed authentication attempts, retry later".to_string(),
+            rate_limited: "Rate limit exceeded for this key".to_string(),
+            usage_exceeded: "Usage credits exhausted for this key".to_string(),
             realm: "keycel".to_string(),
         }
     }
@@ -69,6 +75,10 @@ pub mod codes {
     pub const OVERLOADED: &str = "temporarily_unavailable";
     /// 429 failed-authentication budget used up (answered before any argon2).
     pub const TOO_MANY_FAILURES: &str = "too_many_failures";
+    /// 429 the key's rate limit (issue 13).
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// 429 the key's usage credits are spent (issue 13).
+    pub const USAGE_EXCEEDED: &str = "usage_exceeded";
 }
 
 /// Allow or deny, with everything needed to answer the client and to audit.
@@ -159,6 +169,50 @@ impl Decision {
             &m.busy,
             vec![("Retry-After".to_string(), retry_after_secs.to_string())],
             alloc::format!("{limit} requests already in flight for this key"),
+        );
+        d.key_id = Some(key_id.to_string());
+        d
+    }
+
+    /// 429 `rate_limited` with `Retry-After` (whole seconds, rounded up) and the IETF
+    /// `RateLimit-Policy` / `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers-11).
+    pub fn rate_limited(
+        m: &Messages,
+        key_id: &str,
+        policy: &crate::budget::RateLimit,
+        retry_after_ms: i64,
+        reset_ms: i64,
+    ) -> Self {
+        let status = crate::budget::RateStatus { policy: *policy, remaining: 0, reset_ms };
+        let mut d = Self::deny(
+            429,
+            Some(codes::RATE_LIMITED),
+            &m.rate_limited,
+            vec![
+                ("Retry-After".to_string(), crate::budget::ceil_secs(retry_after_ms, 1).to_string()),
+                ("RateLimit-Policy".to_string(), policy.policy_header()),
+                ("RateLimit".to_string(), status.header()),
+            ],
+            alloc::format!(
+                "rate limit of {} per {} (burst {}) exceeded",
+                policy.limit,
+                crate::budget::format_duration(policy.per),
+                policy.burst
+            ),
+        );
+        d.key_id = Some(key_id.to_string());
+        d
+    }
+
+    /// 429 `usage_exceeded`; `Retry-After` at the next refill when the credits have one.
+    pub fn usage_exceeded(m: &Messages, key_id: &str, retry_after_secs: Option<u32>) -> Self {
+        let headers = retry_after_secs.map(|s| ("Retry-After".to_string(), s.to_string())).into_iter().collect();
+        let mut d = Self::deny(
+            429,
+            Some(codes::USAGE_EXCEEDED),
+            &m.usage_exceeded,
+            headers,
+            "usage credits exhausted for this request's cost",
         );
         d.key_id = Some(key_id.to_string());
         d

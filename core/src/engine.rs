@@ -9,7 +9,7 @@
 //! Compile once, evaluate many: the engine holds the compiled rules and one root CEL context
 //! with keycel's functions; a request only adds a resolver over the borrowed records.
 
-use crate::admission::{Admission, Lease, LocalAdmission, Ticket};
+use crate::admission::{Admission, Lease, LocalAdmission, RateLimit, Ticket};
 use crate::auth::{AuthConfig, AuthFailure, AuthStep, Authenticated, Authenticator};
 use crate::credentials::Credentials;
 use crate::decision::{codes, Decision, Messages};
@@ -113,6 +113,8 @@ pub struct Engine {
     pub(crate) rehash: Option<Arc<RehashClaims>>,
     /// Where budgets are counted; process-local (over `limiter`) unless the host chose one.
     admission: Arc<dyn Admission>,
+    /// `[defaults.rate_limit]`: for keys without their own.
+    default_rate_limit: Option<RateLimit>,
 }
 
 impl fmt::Debug for Engine {
@@ -199,7 +201,21 @@ impl Engine {
         let budget = Arc::new(LocalBudget::new(throttle_config_for(&policy)?));
         let limiter = Limiter::new(limiter);
         let admission: Arc<dyn Admission> = Arc::new(LocalAdmission::over(limiter.clone()));
-        Ok(Engine { policy, root, auth, limiter, default_max_concurrent, budget, rehash: None, admission })
+        let default_rate_limit = policy.document().defaults.rate_limit;
+        if let Some(r) = &default_rate_limit {
+            r.validate().map_err(|e| EngineError::Config(format!("defaults.{e}")))?;
+        }
+        Ok(Engine {
+            policy,
+            root,
+            auth,
+            limiter,
+            default_max_concurrent,
+            budget,
+            rehash: None,
+            admission,
+            default_rate_limit,
+        })
     }
 
     /// Keeps failed-authentication budgets elsewhere (e.g. a store shared by every process
@@ -243,6 +259,22 @@ impl Engine {
     /// True when [`Engine::rehash_on_use`] is on.
     pub fn rehashes_on_use(&self) -> bool {
         self.rehash.is_some()
+    }
+
+    /// The rate limit for keys without their own (`[defaults.rate_limit]`).
+    pub fn default_rate_limit(&self) -> Option<RateLimit> {
+        self.default_rate_limit
+    }
+
+    /// The admission ticket of an allowed request: the key's effective budget and the cost.
+    pub fn ticket<'a>(&self, record: &'a KeyRecord, request: &Request) -> Ticket<'a> {
+        Ticket {
+            key_id: record.id.as_str(),
+            max_concurrent: record.max_concurrent,
+            rate: record.rate_limit.or(self.default_rate_limit),
+            credits: record.credits,
+            cost: request.effective_cost(),
+        }
     }
 
     /// The policy.
@@ -340,9 +372,14 @@ impl Engine {
         // A management check (the host asking before a keyring call) takes no data-plane slot:
         // management has its own bounds (the argon2 gate, the per-user token cap).
         if out.decision.allowed && !is_management_action(&request.action) {
-            let ticket = Ticket { key_id: record.id.as_str(), max_concurrent: record.max_concurrent };
+            let ticket = self.ticket(record, request);
             match self.admission.admit(&ticket, now) {
                 Ok(lease) => {
+                    // Metered keys: the allowed decision carries `RateLimit-Policy`/`RateLimit`
+                    // (hosts choose whether to send them on success).
+                    if let Some(b) = lease.budget() {
+                        out.decision.headers.extend(b.headers());
+                    }
                     if let Some(backend) = lease.fallback_from() {
                         out.decision
                             .reason

@@ -48,6 +48,12 @@ pub struct KeyView {
     pub previous_secret_valid_until: Option<Timestamp>,
     /// Per-key in-flight limit, if set.
     pub max_concurrent: Option<u32>,
+    /// Per-key rate limit, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::budget::RateLimit>,
+    /// Usage credits as granted (the count spent is the admission backend's), if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits: Option<crate::budget::CreditGrant>,
     /// Host metadata.
     pub metadata: BTreeMap<String, String>,
     /// Bumped by every change.
@@ -74,6 +80,8 @@ impl KeyRecord {
             rotated_at: self.rotated_at,
             previous_secret_valid_until: self.previous_secret.as_ref().map(|p| p.valid_until),
             max_concurrent: self.max_concurrent,
+            rate_limit: self.rate_limit,
+            credits: self.credits,
             metadata: self.metadata.clone(),
             version: self.version,
         }

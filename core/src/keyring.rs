@@ -245,6 +245,10 @@ pub struct NewKey {
     pub expires_in: Option<Duration>,
     /// Per-key in-flight limit.
     pub max_concurrent: Option<u32>,
+    /// Rate limit (`None`: the policy default, else unlimited).
+    pub rate_limit: Option<crate::budget::RateLimit>,
+    /// Usage credits (`None`: unmetered); `set_at` becomes the creation time.
+    pub credits: Option<crate::budget::CreditGrant>,
     /// Metadata.
     pub metadata: BTreeMap<String, String>,
     /// Start active (default) or inactive.
@@ -263,6 +267,8 @@ impl NewKey {
             accounts: AccountScope::All,
             expires_in: None,
             max_concurrent: None,
+            rate_limit: None,
+            credits: None,
             metadata: BTreeMap::new(),
             active: true,
         }
@@ -293,6 +299,11 @@ pub enum Change {
     SetExpiry(Option<Timestamp>),
     /// New per-key limit (`None`: the default).
     SetMaxConcurrent(Option<u32>),
+    /// New rate limit (`None`: the policy default, else unlimited).
+    SetRateLimit(Option<crate::budget::RateLimit>),
+    /// New credit grant (`None`: unmetered). Setting credits starts a new count: give the
+    /// grant `set_at = now` ([`Keyring::set_credits`] does).
+    SetCredits(Option<crate::budget::CreditGrant>),
     /// Replace metadata.
     SetMetadata(BTreeMap<String, String>),
 }
@@ -318,6 +329,8 @@ impl Change {
             Change::SetActive(false) => "deactivate",
             Change::SetExpiry(_) => "set expiry",
             Change::SetMaxConcurrent(_) => "set max concurrent",
+            Change::SetRateLimit(_) => "set rate limit",
+            Change::SetCredits(_) => "set credits",
             Change::SetMetadata(_) => "set metadata",
         }
     }
@@ -332,6 +345,17 @@ impl Change {
             Change::SetActive(a) => r.active = a,
             Change::SetExpiry(e) => r.expires_at = e,
             Change::SetMaxConcurrent(m) => r.max_concurrent = m,
+            Change::SetRateLimit(l) => r.rate_limit = l,
+            Change::SetCredits(c) => {
+                // A new grant is a new count even when made within the same second.
+                let after = r.credits.map(|old| old.set_at.plus(crate::time::Duration::from_secs(1)));
+                r.credits = c.map(|mut g| {
+                    if let Some(a) = after.filter(|a| g.set_at < *a) {
+                        g.set_at = a;
+                    }
+                    g
+                });
+            }
             Change::SetMetadata(m) => r.metadata = m,
         }
     }
@@ -555,6 +579,8 @@ impl Keyring {
             active: new.active,
             expires_at: new.expires_in.map(|d| now.plus(d)),
             max_concurrent: new.max_concurrent,
+            rate_limit: new.rate_limit,
+            credits: new.credits.map(|g| crate::budget::CreditGrant { set_at: now, ..g }),
             metadata: new.metadata,
             ..KeyRecord::new(issued.client_id.clone(), new.name, new.kind, new.role, secret_hash, now)
         };
@@ -602,6 +628,33 @@ impl Keyring {
     /// Activate or deactivate.
     pub fn set_active(&self, actor: &Actor, id: &str, active: bool, now: Timestamp) -> Result<KeyRecord, KeyringError> {
         self.update(actor, id, Change::SetActive(active), now)
+    }
+
+    /// Sets the key's rate limit (`None`: the policy default, else unlimited). Validated
+    /// (field-named errors); held to the delegation rule like every change.
+    pub fn set_rate_limit(
+        &self,
+        actor: &Actor,
+        id: &str,
+        limit: Option<crate::budget::RateLimit>,
+        now: Timestamp,
+    ) -> Result<KeyRecord, KeyringError> {
+        self.update(actor, id, Change::SetRateLimit(limit), now)
+    }
+
+    /// Grants `remaining` credits from `now` (a new count: what was spent of an earlier grant
+    /// no longer matters), refilled to `refill.amount` at each `refill.interval` from now;
+    /// `None` makes the key unmetered.
+    pub fn set_credits(
+        &self,
+        actor: &Actor,
+        id: &str,
+        remaining: Option<u64>,
+        refill: Option<crate::budget::Refill>,
+        now: Timestamp,
+    ) -> Result<KeyRecord, KeyringError> {
+        let grant = remaining.map(|remaining| crate::budget::CreditGrant { remaining, refill, set_at: now });
+        self.update(actor, id, Change::SetCredits(grant), now)
     }
 
     /// New secret; the old one dies at once, or at `now + grace` when a grace is given.

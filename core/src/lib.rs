@@ -12,6 +12,7 @@ extern crate alloc;
 
 pub mod auth;
 pub mod base62;
+pub mod budget;
 pub mod credentials;
 pub mod decision;
 pub mod hash;

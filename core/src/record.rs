@@ -228,6 +228,10 @@ pub struct KeyRecord {
     pub previous_secret: Option<PreviousSecret>,
     /// Per-key in-flight limit (else the policy default, 5).
     pub max_concurrent: Option<u32>,
+    /// Per-key rate limit (else the policy's `[defaults.rate_limit]`, else none).
+    pub rate_limit: Option<crate::budget::RateLimit>,
+    /// Usage credits (none: unmetered). The count spent lives in the admission backend.
+    pub credits: Option<crate::budget::CreditGrant>,
     /// Host-defined string metadata (visible to policies).
     pub metadata: BTreeMap<String, String>,
     /// Bumped by every change; used for optimistic concurrency.
@@ -261,6 +265,10 @@ struct KeyWire {
     previous_secret: Option<PreviousSecret>,
     #[serde(default)]
     max_concurrent: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<crate::budget::RateLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credits: Option<crate::budget::CreditGrant>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
     version: u64,
@@ -363,6 +371,8 @@ impl KeyRecord {
             secret_hash,
             previous_secret: None,
             max_concurrent: None,
+            rate_limit: None,
+            credits: None,
             metadata: BTreeMap::new(),
             version: 1,
         }
@@ -402,6 +412,12 @@ impl KeyRecord {
             if n == 0 || n > limits::MAX_CONCURRENT {
                 return Err(RecordError::new("max_concurrent", format!("must be 1-{}", limits::MAX_CONCURRENT)));
             }
+        }
+        if let Some(r) = &self.rate_limit {
+            r.validate()?;
+        }
+        if let Some(c) = &self.credits {
+            c.validate()?;
         }
         if self.metadata.len() > limits::METADATA {
             return Err(RecordError::new("metadata", format!("at most {} entries", limits::METADATA)));
@@ -469,6 +485,8 @@ impl KeyRecord {
             secret_hash: w.secret_hash,
             previous_secret: w.previous_secret,
             max_concurrent: w.max_concurrent,
+            rate_limit: w.rate_limit,
+            credits: w.credits,
             metadata: w.metadata,
             version: w.version,
         };
@@ -495,6 +513,8 @@ impl KeyRecord {
             secret_hash: self.secret_hash.clone(),
             previous_secret: self.previous_secret.clone(),
             max_concurrent: self.max_concurrent,
+            rate_limit: self.rate_limit,
+            credits: self.credits,
             metadata: self.metadata.clone(),
             version: self.version,
         }

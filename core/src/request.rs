@@ -35,6 +35,10 @@ pub struct Request {
     /// Anything else the host wants policies to see.
     #[serde(default)]
     pub attributes: BTreeMap<String, serde_json::Value>,
+    /// What the request costs in the key's rate limit and credits (`None`: 1). Not visible
+    /// to policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u32>,
 }
 
 impl Request {
@@ -78,6 +82,17 @@ impl Request {
         self.client_ip.as_deref().or(self.ip.as_deref())
     }
 
+    /// Sets the request's cost in rate units and credits (default 1).
+    pub fn cost(mut self, cost: u32) -> Self {
+        self.cost = Some(cost);
+        self
+    }
+
+    /// The cost admission charges (default 1).
+    pub fn effective_cost(&self) -> u32 {
+        self.cost.unwrap_or(1)
+    }
+
     /// Adds an attribute.
     pub fn attribute(mut self, name: &str, value: serde_json::Value) -> Self {
         self.attributes.insert(name.to_string(), value);
@@ -89,6 +104,9 @@ impl Request {
     pub fn validate(&self) -> Result<(), String> {
         if !crate::record::valid_scope(&self.action) || self.action.as_bytes().contains(&b'*') {
             return Err(format!("action {:?} is not a dotted name like api.read", self.action));
+        }
+        if self.cost.is_some_and(|c| c > crate::budget::MAX_COST) {
+            return Err(format!("cost must be 0-{}", crate::budget::MAX_COST));
         }
         if self.attributes.len() > MAX_ATTRIBUTES {
             return Err(format!("at most {MAX_ATTRIBUTES} attributes"));

@@ -418,7 +418,11 @@ fn openapi_checked_in_matches_generated() {
 fn openapi_schemas_match_the_answers() {
     let doc = management::openapi::document();
     let w = world_over(Arc::new(MemoryStore::new()));
-    let (record, _) = w.ring.create(&op(), NewKey::api("k", "reader"), w.now).unwrap();
+    // Budgets set, so the public view shows every field it can.
+    let mut new = NewKey::api("k", "reader");
+    new.rate_limit = Some(keycel::budget::RateLimit::new(10, keycel::time::Duration::from_secs(60), 1).unwrap());
+    new.credits = Some(keycel::budget::CreditGrant { remaining: 5, refill: None, set_at: w.now });
+    let (record, _) = w.ring.create(&op(), new, w.now).unwrap();
     let view = record.to_public_value();
     let mut fields: Vec<&String> = view.as_object().unwrap().keys().collect();
     let mut props: Vec<&String> =

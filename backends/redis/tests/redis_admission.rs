@@ -81,7 +81,7 @@ fn two_servers_sharing_redis_admit_exactly_five_of_twenty() {
                 let barrier = barrier.clone();
                 s.spawn(move || {
                     barrier.wait();
-                    let r = server.admit(&Ticket { key_id: "kc_fleet", max_concurrent: Some(5) }, now());
+                    let r = server.admit(&Ticket::new("kc_fleet", Some(5)), now());
                     // Hold while the others try.
                     std::thread::sleep(StdDuration::from_millis(300));
                     r.map(|_| ())
@@ -102,7 +102,7 @@ fn two_servers_sharing_redis_admit_exactly_five_of_twenty() {
 fn live_leases_are_renewed_lost_ones_reclaimed_after_the_ttl() {
     let redis = Redis::start();
     let live = admission(&redis.url(), 1, FailMode::Deny);
-    let ticket = Ticket { key_id: "kc_ttl", max_concurrent: Some(2) };
+    let ticket = Ticket::new("kc_ttl", Some(2));
     let kept = live.admit(&ticket, now()).unwrap();
     {
         // What a SIGKILLed process leaves: its lease with a deadline one TTL ahead of Redis's
@@ -134,7 +134,7 @@ fn redis_restart_mid_run_follows_the_fail_mode_then_recovers() {
     let mut redis = Redis::start();
     let deny = admission(&redis.url(), 60, FailMode::Deny);
     let local = admission(&redis.url(), 60, FailMode::Local);
-    let ticket = Ticket { key_id: "kc_restart", max_concurrent: Some(5) };
+    let ticket = Ticket::new("kc_restart", Some(5));
     drop(deny.admit(&ticket, now()).unwrap());
     drop(local.admit(&ticket, now()).unwrap());
     redis.stop();

@@ -32,6 +32,7 @@ from .errors import (
     PolicyError,
     StoreError,
 )
+from . import management
 from .stores import DictStore, DocumentStore
 
 __all__ = [

@@ -506,3 +506,22 @@ class RedisAdmission:
     def __init__(self, url: str, *, fail: str = "deny", timeout: float = 0.5) -> None: ...
     @property
     def fail(self) -> str: ...
+
+#: Largest body the management API accepts (a larger one is answered 413).
+MANAGEMENT_MAX_BODY_BYTES: int
+
+def management_handle(
+    engine: Engine,
+    keyring: Keyring,
+    method: str,
+    path: str,
+    headers: List[Tuple[str, str]],
+    body: bytes,
+    client_ip: Optional[str] = None,
+    now: Optional[TimeLike] = None,
+) -> Tuple[int, List[Tuple[str, str]], bytes]:
+    """One management API request (see keycel.management): ``(status, headers, body)``.
+    Blocking (argon2, store I/O); releases the GIL while core handles it."""
+
+def management_openapi() -> str:
+    """The management API's OpenAPI 3.1 document (JSON text)."""

@@ -37,9 +37,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
 
-from ._keycel import Decision, Engine
+from ._keycel import Decision, Engine, Keyring
 
 __all__ = [
+    "management_router",
     "KeycelHTTPException",
     "KeycelConfigError",
     "install",
@@ -209,3 +210,55 @@ def require(
     if isinstance(account, str):
         setattr(dependency, _ACCOUNT_PARAM, account)
     return dependency
+
+
+_CATCH_ALL = "/{path:path}"
+
+
+def management_router(engine: Engine, keyring: Optional[Keyring] = None) -> Any:
+    """The management HTTP API as a FastAPI ``APIRouter`` (see :mod:`keycel.management`):
+
+        app.include_router(management_router(engine), prefix="/manage")
+
+    Every request is handed to core unchanged (path relative to the prefix, headers, body);
+    core authenticates the acting key, decides and answers. ``keyring`` defaults to a keyring
+    over the engine's store guarded by the engine. Not listed in FastAPI's own OpenAPI: the
+    API's document is served at ``{prefix}/openapi.json``.
+    """
+    from fastapi import APIRouter
+
+    from .management import MAX_BODY_BYTES, default_keyring, handle_async
+
+    ring = keyring if keyring is not None else default_keyring(engine)
+    router = APIRouter()
+
+    async def management(request: Request) -> Response:
+        # The prefix is what precedes the catch-all parameter (and its "/"); the rest is sent
+        # to core as received (still percent-encoded: core decodes the {id} segment).
+        full: str = request.scope["path"]
+        param: str = request.path_params.get("path", "")
+        prefix_len = max(len(full) - len(param) - 1, 0)
+        raw: bytes = request.scope.get("raw_path") or full.encode("utf-8")
+        path = raw.decode("latin-1")[prefix_len:]
+        query = request.scope.get("query_string", b"")
+        if query:
+            path = f"{path}?{query.decode('latin-1')}"
+        body = b""
+        async for chunk in request.stream():
+            if len(body) <= MAX_BODY_BYTES:
+                body += chunk[: MAX_BODY_BYTES + 1 - len(body)]
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope.get("headers", [])]
+        client = request.client.host if request.client else None
+        status, out_headers, out_body = await handle_async(engine, ring, request.method, path or "/", headers, body, client)
+        response = Response(content=out_body, status_code=status)
+        for k, v in out_headers:
+            response.headers[k] = v
+        return response
+
+    router.add_api_route(
+        _CATCH_ALL,
+        management,
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    return router

@@ -1,7 +1,9 @@
 //! Admission: after the policy allowed a request, may it run *now* under its key's budget?
 //!
-//! One meaning, interchangeable backends. The budget today is `max_concurrent` (leases in
-//! flight); a backend decides it for the place it counts in:
+//! One meaning, interchangeable backends. A key's budget is `max_concurrent` (leases in
+//! flight), a rate limit (GCRA, [`rate`]) and usage credits ([`CreditGrant`]); a backend
+//! decides all three in one atomic step, in this order, every check before any write (a
+//! refused request consumes nothing), for the place it counts in:
 //! - [`LocalAdmission`]: this process's in-memory leases (one process, tests, edge isolates);
 //! - shared backends (SQLite for one machine's worker processes, Redis for a fleet) implement
 //!   the same trait, so the engine and every binding treat them alike.
@@ -14,7 +16,9 @@ pub mod rate;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+pub use crate::budget::{BudgetStatus, CreditCount, CreditGrant, RateStatus, Refill};
 pub use local::LocalAdmission;
+pub use rate::RateLimit;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteAdmission;
 
@@ -31,6 +35,24 @@ pub struct Ticket<'a> {
     pub key_id: &'a str,
     /// The key's own in-flight limit; `None`: the backend's default (the policy's).
     pub max_concurrent: Option<u32>,
+    /// The effective rate limit (the record's, else the policy default); `None`: unlimited.
+    pub rate: Option<RateLimit>,
+    /// The key's credits (from the record); `None`: unmetered.
+    pub credits: Option<CreditGrant>,
+    /// The request's cost in rate units and credits (host-supplied, default 1).
+    pub cost: u32,
+}
+
+impl<'a> Ticket<'a> {
+    /// A ticket with only a concurrency limit (no rate limit, unmetered, cost 1).
+    pub const fn new(key_id: &'a str, max_concurrent: Option<u32>) -> Self {
+        Ticket { key_id, max_concurrent, rate: None, credits: None, cost: 1 }
+    }
+
+    /// True when the ticket has a rate limit or credits to count.
+    pub const fn metered(&self) -> bool {
+        self.rate.is_some() || self.credits.is_some()
+    }
 }
 
 /// Why a request was not admitted. Each maps to one answer ([`Refusal::decision`]).
@@ -43,6 +65,22 @@ pub enum Refusal {
         /// Suggested `Retry-After`.
         retry_after_secs: u32,
     },
+    /// The key's rate limit: 429 `rate_limited` with `Retry-After`, `RateLimit-Policy` and
+    /// `RateLimit`.
+    RateLimited {
+        /// The limit in force.
+        policy: RateLimit,
+        /// Milliseconds until a request of this cost would conform.
+        retry_after_ms: i64,
+        /// Milliseconds until the whole allowance is back.
+        reset_ms: i64,
+    },
+    /// Fewer credits left than the request costs: 429 `usage_exceeded`; `Retry-After` at the
+    /// next refill when there is one.
+    UsageExceeded {
+        /// Seconds to the next refill (`None`: no refill, the key stays exhausted).
+        retry_after_secs: Option<u32>,
+    },
     /// A shared backend could not answer and its fail mode is to deny: 503.
     Unavailable {
         /// Which backend (`sqlite`, `redis`).
@@ -53,11 +91,26 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The refusal for a spent credit grant at `now`.
+    pub fn usage_exceeded(grant: &CreditGrant, now: Timestamp) -> Self {
+        Refusal::UsageExceeded {
+            retry_after_secs: grant.next_refill_secs(now).map(|s| u32::try_from(s).unwrap_or(u32::MAX)),
+        }
+    }
+}
+
+impl Refusal {
     /// The answer for this refusal.
     #[cfg(feature = "policy")]
     pub fn decision(&self, m: &crate::decision::Messages, key_id: &str) -> crate::Decision {
         match self {
             Refusal::Busy { limit, retry_after_secs } => crate::Decision::busy(m, key_id, *retry_after_secs, *limit),
+            Refusal::RateLimited { policy, retry_after_ms, reset_ms } => {
+                crate::Decision::rate_limited(m, key_id, policy, *retry_after_ms, *reset_ms)
+            }
+            Refusal::UsageExceeded { retry_after_secs } => {
+                crate::Decision::usage_exceeded(m, key_id, *retry_after_secs)
+            }
             Refusal::Unavailable { backend, detail } => {
                 let mut d = crate::Decision::overloaded(m, alloc::format!("{backend} admission unavailable: {detail}"));
                 d.key_id = Some(key_id.into());
@@ -98,6 +151,13 @@ pub trait Admission: Send + Sync + fmt::Debug {
 
     /// Reclaims lost leases whose deadline passed; how many.
     fn reclaim_expired(&self, now: Timestamp) -> Result<usize, AdmissionError>;
+
+    /// Credits left for a key under `grant` at `now`, as this backend counts them (for
+    /// `keycel key show`). A backend that does not count credits says so.
+    fn usage(&self, key_id: &str, grant: &CreditGrant, now: Timestamp) -> Result<u64, AdmissionError> {
+        let _ = (key_id, grant, now);
+        Err(AdmissionError { backend: self.name(), detail: "this backend does not count credits".into() })
+    }
 }
 
 /// A lease held in a shared backend (implemented by the SQLite and Redis backends). An
@@ -115,9 +175,10 @@ pub trait SharedLease: Send + Sync + fmt::Debug {
     fn release(&mut self) -> bool;
 }
 
-/// One admitted request in flight. Released on drop (also during unwinding).
+/// One admitted request in flight. Released on drop (also during unwinding). Carries the
+/// budget status of a metered key ([`Lease::budget`]) for the host's response headers.
 #[derive(Debug)]
-pub struct Lease(Held);
+pub struct Lease(Held, Option<BudgetStatus>);
 
 #[derive(Debug)]
 enum Held {
@@ -130,14 +191,14 @@ enum Held {
 
 impl From<crate::limiter::Lease> for Lease {
     fn from(l: crate::limiter::Lease) -> Self {
-        Lease(Held::Local(l))
+        Lease(Held::Local(l), None)
     }
 }
 
 impl Lease {
     /// A lease of a shared backend.
     pub fn shared(l: Box<dyn SharedLease>) -> Self {
-        Lease(Held::Shared(l))
+        Lease(Held::Shared(l), None)
     }
 
     /// Marks a process-local lease as taken because `backend` was unreachable (a shared
@@ -145,9 +206,22 @@ impl Lease {
     #[must_use]
     pub fn fell_back(self, backend: &'static str) -> Self {
         match self.0 {
-            Held::Local(l) => Lease(Held::Fallback(l, backend)),
-            other => Lease(other),
+            Held::Local(l) => Lease(Held::Fallback(l, backend), self.1),
+            other => Lease(other, self.1),
         }
+    }
+
+    /// Attaches the budget status the backend computed while admitting.
+    #[must_use]
+    pub fn with_budget(mut self, budget: Option<BudgetStatus>) -> Self {
+        self.1 = budget;
+        self
+    }
+
+    /// The rate limit and credits state after this request (`None`: an unmetered key), so
+    /// a host can send `RateLimit` on success ([`BudgetStatus::headers`]).
+    pub fn budget(&self) -> Option<&BudgetStatus> {
+        self.1.as_ref()
     }
 
     /// The shared backend this lease should have been counted in, when it was unreachable.

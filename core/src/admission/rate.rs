@@ -12,18 +12,7 @@
 //! `max(burst, 1)` requests at once, then one per `T`: over a window of length `per` that is
 //! `limit + burst` at most.
 
-use crate::time::Duration;
-
-/// A rate limit: `limit` requests per `per`, `burst` more at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Requests per window (at least 1).
-    pub limit: u32,
-    /// The window (at least 1 s).
-    pub per: Duration,
-    /// Extra requests a fresh key may send at once.
-    pub burst: u32,
-}
+pub use crate::budget::RateLimit;
 
 /// The answer of one GCRA step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,17 +36,6 @@ pub enum Verdict {
 }
 
 impl RateLimit {
-    /// Checks the numbers (`limit >= 1`, `per >= 1s`).
-    pub fn new(limit: u32, per: Duration, burst: u32) -> Result<Self, &'static str> {
-        if limit == 0 {
-            return Err("rate_limit.limit must be at least 1");
-        }
-        if per.secs() < 1 {
-            return Err("rate_limit.per must be at least 1s");
-        }
-        Ok(RateLimit { limit, per, burst })
-    }
-
     /// Emission interval in ms (at least 1).
     pub fn interval_ms(&self) -> i64 {
         (self.per.secs().saturating_mul(1000) / i64::from(self.limit.max(1))).max(1)
@@ -69,28 +47,31 @@ impl RateLimit {
     }
 
     /// One GCRA step for a request of `cost` at `now_ms`, from the stored `tat_ms` (0: fresh).
+    ///
+    /// A request costing more than the burst allows at once conforms only against a full
+    /// allowance (an idle key), so a large cost is slow rather than impossible; over any
+    /// window at most `limit + max(burst, cost)` pass. A clock stepping backwards only moves
+    /// the key further from conformance (the TAT is never lowered).
     pub fn check(&self, tat_ms: i64, now_ms: i64, cost: u32) -> Verdict {
         let t = self.interval_ms();
         let tau = self.tolerance_ms();
         let base = tat_ms.max(now_ms);
-        let new_tat = base.saturating_add(t.saturating_mul(i64::from(cost)));
-        let ahead = new_tat - now_ms;
-        if ahead > tau {
-            return Verdict::Deny { retry_after_ms: ahead - tau, reset_ms: (base - now_ms).max(0) };
+        let step = t.saturating_mul(i64::from(cost));
+        let new_tat = base.saturating_add(step);
+        let ahead = new_tat.saturating_sub(now_ms);
+        let room = tau.max(step);
+        if ahead > room {
+            return Verdict::Deny { retry_after_ms: ahead - room, reset_ms: base.saturating_sub(now_ms).max(0) };
         }
-        let remaining = u32::try_from((tau - ahead) / t).unwrap_or(u32::MAX);
+        let remaining = u32::try_from(tau.saturating_sub(ahead).max(0) / t).unwrap_or(u32::MAX);
         Verdict::Allow { tat_ms: new_tat, remaining, reset_ms: ahead }
-    }
-
-    /// The IETF `RateLimit-Policy` item: `"default";q=<limit>;w=<seconds>`.
-    pub fn policy_header(&self) -> alloc::string::String {
-        alloc::format!("\"default\";q={};w={}", self.limit, self.per.secs())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::Duration;
 
     fn simulate(rl: &RateLimit, arrivals_ms: impl Iterator<Item = i64>) -> usize {
         let mut tat = 0;
@@ -141,5 +122,43 @@ mod tests {
     fn invalid_limits_are_refused() {
         assert!(RateLimit::new(0, Duration::from_secs(1), 0).is_err());
         assert!(RateLimit::new(1, Duration::from_secs(0), 0).is_err());
+    }
+
+    #[test]
+    fn cost_above_the_burst_passes_only_an_idle_key_and_says_when() {
+        let rl = RateLimit::new(10, Duration::from_secs(10), 2).unwrap(); // T = 1 s, room 2 s
+        let now = 1_000_000;
+        let Verdict::Allow { tat_ms, remaining, .. } = rl.check(0, now, 5) else { panic!("idle key refused") };
+        assert_eq!((tat_ms, remaining), (now + 5_000, 0));
+        // Not idle: refused until the TAT has drained, exactly.
+        assert_eq!(rl.check(tat_ms, now + 1_000, 5), Verdict::Deny { retry_after_ms: 4_000, reset_ms: 4_000 });
+        assert!(matches!(rl.check(tat_ms, now + 5_000, 5), Verdict::Allow { .. }));
+        // A cost-1 request fits once its new TAT is within the 2 s room.
+        assert!(matches!(rl.check(tat_ms, now + 3_999, 1), Verdict::Deny { retry_after_ms: 1, .. }));
+        assert!(matches!(rl.check(tat_ms, now + 4_000, 1), Verdict::Allow { .. }));
+        // Over 100 s of back-to-back cost-5 requests: about limit x 10 units, never more.
+        let mut tat = 0;
+        let mut units = 0;
+        for ms in (0..100_000).step_by(100) {
+            if let Verdict::Allow { tat_ms, .. } = rl.check(tat, now + ms, 5) {
+                tat = tat_ms;
+                units += 5;
+            }
+        }
+        assert!(units <= 100 + 5, "{units} units in 100 s");
+    }
+
+    #[test]
+    fn a_clock_going_backwards_never_admits_more() {
+        let rl = RateLimit::new(1, Duration::from_secs(10), 1).unwrap();
+        let now = 50_000_000;
+        let Verdict::Allow { tat_ms, .. } = rl.check(0, now, 1) else { panic!() };
+        // The clock steps back 1 h: still refused, and the retry is counted from the TAT.
+        match rl.check(tat_ms, now - 3_600_000, 1) {
+            Verdict::Deny { retry_after_ms, .. } => assert_eq!(retry_after_ms, 3_600_000 + 10_000),
+            v => panic!("admitted after a backwards step: {v:?}"),
+        }
+        assert!(matches!(rl.check(tat_ms, now + 9_999, 1), Verdict::Deny { .. }));
+        assert!(matches!(rl.check(tat_ms, now + 10_000, 1), Verdict::Allow { .. }));
     }
 }

@@ -5,6 +5,11 @@
 //! count, insert), so two processes can never both take the last slot. The file is in WAL
 //! mode and writers queue on `busy_timeout`.
 //!
+//! Rate limits and credits live in `keycel_budgets` (one row per metered key: the GCRA TAT
+//! and the credit count), read and written in the same transaction as the lease, so every
+//! check comes before any write and a refusal writes nothing. The credit count is in the
+//! file: a restarted process continues it and never hands credits out twice.
+//!
 //! Liveness across processes: a lease row carries a deadline `lease_ttl` ahead. A live
 //! process renews the rows of every lease it still holds from a background thread (every
 //! third of the TTL), so a live request keeps its slot however long it runs; a process that
@@ -12,7 +17,8 @@
 //! A release that fails (the file briefly locked) is also reclaimed after the deadline,
 //! since the lease is no longer renewed.
 
-use super::{Admission, AdmissionError, Lease, Refusal, SharedLease, Ticket};
+use super::local::{check_budget, KeyBudget};
+use super::{Admission, AdmissionError, CreditCount, CreditGrant, Lease, Refusal, SharedLease, Ticket};
 use crate::limiter::LimiterConfig;
 use crate::time::Timestamp;
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
@@ -30,7 +36,48 @@ const SCHEMA: &str = "
         expires_at INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX IF NOT EXISTS keycel_leases_by_key ON keycel_leases (key_id, expires_at);
+    CREATE TABLE IF NOT EXISTS keycel_budgets (
+        key_id         TEXT PRIMARY KEY,
+        tat_ms         INTEGER NOT NULL DEFAULT 0,
+        credits_set_at INTEGER,
+        credits_period INTEGER,
+        credits_spent  INTEGER
+    ) STRICT, WITHOUT ROWID;
 ";
+
+/// The stored budget row of a key (none: fresh).
+fn read_budget(conn: &Connection, key_id: &str) -> Result<KeyBudget, rusqlite::Error> {
+    let mut st = conn.prepare_cached(
+        "SELECT tat_ms, credits_set_at, credits_period, credits_spent FROM keycel_budgets WHERE key_id = ?1",
+    )?;
+    let mut rows = st.query([key_id])?;
+    let Some(r) = rows.next()? else { return Ok(KeyBudget::default()) };
+    let credits = match (r.get::<_, Option<i64>>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?) {
+        (Some(set_at), Some(period), Some(spent)) => {
+            Some(CreditCount { set_at, period, spent: u64::try_from(spent).unwrap_or(0) })
+        }
+        _ => None,
+    };
+    Ok(KeyBudget { tat_ms: r.get(0)?, credits })
+}
+
+fn write_budget(conn: &Connection, key_id: &str, b: &KeyBudget) -> Result<(), rusqlite::Error> {
+    let c = b.credits;
+    conn.prepare_cached(
+        "INSERT INTO keycel_budgets (key_id, tat_ms, credits_set_at, credits_period, credits_spent)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (key_id) DO UPDATE SET tat_ms = excluded.tat_ms, credits_set_at = excluded.credits_set_at,
+             credits_period = excluded.credits_period, credits_spent = excluded.credits_spent",
+    )?
+    .execute(params![
+        key_id,
+        b.tat_ms,
+        c.map(|c| c.set_at),
+        c.map(|c| c.period),
+        c.map(|c| i64::try_from(c.spent).unwrap_or(i64::MAX)),
+    ])?;
+    Ok(())
+}
 
 #[derive(Debug)]
 struct Shared {
@@ -154,25 +201,38 @@ impl Admission for SqliteAdmission {
         let limit = ticket.max_concurrent.unwrap_or(s.config.default_limit).max(1);
         let deadline = s.deadline(now);
         let unavailable = |e: rusqlite::Error| Refusal::Unavailable { backend: BACKEND, detail: e.to_string() };
-        let id = {
+        let (id, status) = {
             let mut conn = lock(&s.conn);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
-            tx.prepare_cached("DELETE FROM keycel_leases WHERE key_id = ?1 AND expires_at <= ?2")
-                .and_then(|mut st| st.execute(params![ticket.key_id, now.unix()]))
-                .map_err(unavailable)?;
-            let held: i64 = tx
-                .prepare_cached("SELECT count(*) FROM keycel_leases WHERE key_id = ?1")
-                .and_then(|mut st| st.query_row([ticket.key_id], |r| r.get(0)))
-                .map_err(unavailable)?;
+            let count = |tx: &rusqlite::Transaction<'_>| -> Result<i64, rusqlite::Error> {
+                tx.prepare_cached("SELECT count(*) FROM keycel_leases WHERE key_id = ?1")?
+                    .query_row([ticket.key_id], |r| r.get(0))
+            };
+            let mut held = count(&tx).map_err(unavailable)?;
+            if held >= i64::from(limit) {
+                // At the limit: reclaim the key's lost leases, then count again.
+                tx.prepare_cached("DELETE FROM keycel_leases WHERE key_id = ?1 AND expires_at <= ?2")
+                    .and_then(|mut st| st.execute(params![ticket.key_id, now.unix()]))
+                    .map_err(unavailable)?;
+                held = count(&tx).map_err(unavailable)?;
+            }
             if held >= i64::from(limit) {
                 return Err(Refusal::Busy { limit, retry_after_secs: s.config.retry_after_secs });
+            }
+            let mut status = None;
+            if ticket.metered() {
+                let state = read_budget(&tx, ticket.key_id).map_err(unavailable)?;
+                // A refusal returns here: the transaction rolls back, nothing was written.
+                let (next, st) = check_budget(ticket, state, now)?;
+                write_budget(&tx, ticket.key_id, &next).map_err(unavailable)?;
+                status = Some(st);
             }
             tx.prepare_cached("INSERT INTO keycel_leases (key_id, expires_at) VALUES (?1, ?2)")
                 .and_then(|mut st| st.execute(params![ticket.key_id, deadline]))
                 .map_err(unavailable)?;
             let id = tx.last_insert_rowid();
             tx.commit().map_err(unavailable)?;
-            id
+            (id, status)
         };
         lock(&s.live).insert(id);
         Ok(Lease::shared(Box::new(SqliteLease {
@@ -180,7 +240,8 @@ impl Admission for SqliteAdmission {
             id,
             key_id: Arc::from(ticket.key_id),
             released: false,
-        })))
+        }))
+        .with_budget(status))
     }
 
     fn in_flight(&self, key_id: &str) -> Result<usize, AdmissionError> {
@@ -194,6 +255,12 @@ impl Admission for SqliteAdmission {
     fn reclaim_expired(&self, now: Timestamp) -> Result<usize, AdmissionError> {
         let conn = lock(&self.shared.conn);
         conn.execute("DELETE FROM keycel_leases WHERE expires_at <= ?1", [now.unix()]).map_err(|e| err(&e))
+    }
+
+    fn usage(&self, key_id: &str, grant: &CreditGrant, now: Timestamp) -> Result<u64, AdmissionError> {
+        let conn = lock(&self.shared.conn);
+        let stored = read_budget(&conn, key_id).map_err(|e| err(&e))?.credits;
+        Ok(grant.left(&grant.current(stored, now)))
     }
 }
 
@@ -264,7 +331,7 @@ mod tests {
         let _ = std::fs::remove_file(&file);
         let a = SqliteAdmission::open(&file, cfg(60)).unwrap();
         let b = SqliteAdmission::open(&file, cfg(60)).unwrap();
-        let ticket = Ticket { key_id: "kc_a", max_concurrent: Some(5) };
+        let ticket = Ticket::new("kc_a", Some(5));
         let mut held = Vec::new();
         for i in 0..5 {
             let side = if i % 2 == 0 { &a } else { &b };
@@ -290,7 +357,7 @@ mod tests {
         let _ = std::fs::remove_file(&file);
         let live = SqliteAdmission::open(&file, cfg(3)).unwrap();
         let other = SqliteAdmission::open(&file, cfg(3)).unwrap();
-        let ticket = Ticket { key_id: "kc_a", max_concurrent: Some(2) };
+        let ticket = Ticket::new("kc_a", Some(2));
         let kept = live.admit(&ticket, t(0)).unwrap();
         // A "dead process": its lease is leaked (never released, never renewed by anyone).
         let dead = other.admit(&ticket, t(0)).unwrap();

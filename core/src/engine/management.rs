@@ -32,6 +32,7 @@ impl Engine {
             role_scopes: &role_scopes,
             leeway: self.auth.config().expiry_leeway,
             default_max_concurrent: self.default_max_concurrent,
+            default_rate_limit: self.default_rate_limit,
         };
         Authority::compute(key, user, &inputs, now)
     }

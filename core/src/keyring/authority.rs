@@ -4,6 +4,7 @@
 //! One computation serves `explain` (what hosts and the CLI show) and the delegation rule
 //! (what a key acting through management may hand out), so the two can never disagree.
 
+use crate::budget::{CreditGrant, RateLimit};
 use crate::policy::scopes;
 use crate::record::{AccountScope, KeyKind, KeyRecord, RecordError, UserRecord};
 use crate::time::{Duration, Timestamp};
@@ -31,6 +32,10 @@ pub struct Authority {
     pub expires_at: Option<Timestamp>,
     /// In-flight request limit (the record's, else the policy default).
     pub max_concurrent: u32,
+    /// Rate limit (the record's, else the policy's `[defaults.rate_limit]`); `None`: unlimited.
+    pub rate_limit: Option<RateLimit>,
+    /// Usage credits as granted (the record's); `None`: unmetered.
+    pub credits: Option<CreditGrant>,
     /// Usable now: active and not past `expires_at`.
     pub active: bool,
 }
@@ -43,6 +48,8 @@ pub struct Inputs<'p> {
     pub leeway: Duration,
     /// Limit for keys that set none.
     pub default_max_concurrent: u32,
+    /// Rate limit for keys that set none.
+    pub default_rate_limit: Option<RateLimit>,
 }
 
 impl std::fmt::Debug for Inputs<'_> {
@@ -97,6 +104,8 @@ impl Authority {
             accounts,
             expires_at,
             max_concurrent: key.max_concurrent.unwrap_or(inputs.default_max_concurrent),
+            rate_limit: key.rate_limit.or(inputs.default_rate_limit),
+            credits: key.credits,
             active: key.active && expires_at.is_none_or(|e| now <= e),
         })
     }

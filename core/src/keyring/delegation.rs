@@ -7,6 +7,7 @@
 //! field to [`Authority`] and one entry to [`DIMENSIONS`], and is held to the same rule.
 
 use super::authority::Authority;
+use crate::budget::{CreditGrant, RateLimit};
 use crate::policy::scopes;
 use crate::record::AccountScope;
 use crate::time::Timestamp;
@@ -79,13 +80,91 @@ impl Dimension for MaxConcurrent {
     }
 }
 
+/// The target's rate limit is no looser than the actor's: no limit is looser than any; a
+/// higher rate per time or a larger burst is looser.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate;
+/// The target's credits are no looser than the actor's: unmetered is looser than metered;
+/// more credits granted, or a refill where the actor has none, or more refill per time, is
+/// looser.
+#[derive(Debug, Clone, Copy)]
+pub struct Credits;
+
+/// `a.0 / a.1 > b.0 / b.1` for non-negative numbers, exactly (no division).
+fn faster(a: (u128, i64), b: (u128, i64)) -> bool {
+    let (an, ad) = (a.0, u128::try_from(a.1.max(1)).unwrap_or(1));
+    let (bn, bd) = (b.0, u128::try_from(b.1.max(1)).unwrap_or(1));
+    an.saturating_mul(bd) > bn.saturating_mul(ad)
+}
+
+fn rate_looser(target: &RateLimit, actor: &RateLimit) -> Option<String> {
+    if faster((u128::from(target.limit), target.per.secs()), (u128::from(actor.limit), actor.per.secs())) {
+        return Some(format!(
+            "rate_limit {} per {}s is looser than the acting key's {} per {}s",
+            target.limit,
+            target.per.secs(),
+            actor.limit,
+            actor.per.secs()
+        ));
+    }
+    (target.burst > actor.burst)
+        .then(|| format!("rate_limit burst {} is looser than the acting key's {}", target.burst, actor.burst))
+}
+
+fn credits_looser(target: &CreditGrant, actor: &CreditGrant) -> Option<String> {
+    if target.remaining > actor.remaining {
+        return Some(format!("credits {} exceed the acting key's {}", target.remaining, actor.remaining));
+    }
+    match (&target.refill, &actor.refill) {
+        (Some(_), None) => Some("credits refill while the acting key's do not".to_string()),
+        (Some(t), Some(a)) => {
+            faster((u128::from(t.amount), t.interval.secs()), (u128::from(a.amount), a.interval.secs())).then(|| {
+                format!(
+                    "credits refill {} per {}s is looser than the acting key's {} per {}s",
+                    t.amount,
+                    t.interval.secs(),
+                    a.amount,
+                    a.interval.secs()
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+impl Dimension for Rate {
+    fn name(&self) -> &'static str {
+        "rate_limit"
+    }
+    fn exceeds(&self, actor: &Authority, target: &Authority) -> Option<String> {
+        let mine = actor.rate_limit.as_ref()?;
+        match &target.rate_limit {
+            None => Some("no rate limit is looser than the acting key's".to_string()),
+            Some(t) => rate_looser(t, mine),
+        }
+    }
+}
+
+impl Dimension for Credits {
+    fn name(&self) -> &'static str {
+        "credits"
+    }
+    fn exceeds(&self, actor: &Authority, target: &Authority) -> Option<String> {
+        let mine = actor.credits.as_ref()?;
+        match &target.credits {
+            None => Some("unmetered is looser than the acting key's credits".to_string()),
+            Some(t) => credits_looser(t, mine),
+        }
+    }
+}
+
 /// Every dimension the rule compares, in the order refusals report them.
-pub const DIMENSIONS: &[&dyn Dimension] = &[&Scopes, &Accounts, &Expiry, &MaxConcurrent];
+pub const DIMENSIONS: &[&dyn Dimension] = &[&Scopes, &Accounts, &Expiry, &MaxConcurrent, &Rate, &Credits];
 
 /// A dimension on which the target would exceed its actor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Excess {
-    /// The dimension (`scopes`, `accounts`, `expiry`, `max_concurrent`).
+    /// The dimension (`scopes`, `accounts`, `expiry`, `max_concurrent`, `rate_limit`, `credits`).
     pub dimension: &'static str,
     /// Why, for the audit reason (no secrets).
     pub detail: String,

@@ -3,6 +3,7 @@
 //! checked), and the OpenAPI document is generated from the same lists.
 
 use super::answer::{code, ApiError};
+use crate::budget::{CreditGrant, RateLimit, Refill};
 use crate::record::AccountScope;
 use crate::time::{Duration, Timestamp};
 use serde_json::{Map, Value};
@@ -37,6 +38,10 @@ pub enum Ty {
     OneOf(&'static [&'static str]),
     /// An object of string values.
     StringMap,
+    /// `{"limit", "per", "burst"?}`.
+    RateLimit,
+    /// `{"remaining", "refill"?: {"amount", "interval"} | null}`.
+    Credits,
 }
 
 /// One body field or query parameter.
@@ -82,10 +87,11 @@ pub const CREATE_KEY: &[Field] = &[
     f("max_concurrent", MAX_CONCURRENT, "Per-key in-flight limit (default: the policy's)."),
     f("metadata", Ty::StringMap, "Host metadata (keys `keycel.*` are reserved)."),
     f("active", Ty::Bool, "Start active (default true)."),
+    f("rate_limit", Ty::RateLimit, "Rate limit (default: the policy's, else unlimited)."),
+    f("credits", Ty::Credits, "Usage credits granted from now (default: unmetered)."),
 ];
 
-/// `PATCH /keys/{id}`. Budget fields (`rate_limit`, `credits`) join here once the record has
-/// them: one entry each, and one arm in `keys::changes`.
+/// `PATCH /keys/{id}`. A new record field joins here (one entry) and in `keys::changes`.
 pub const UPDATE_KEY: &[Field] = &[
     f("name", Ty::Str, "New name."),
     f("description", Ty::Str, "New description."),
@@ -95,6 +101,8 @@ pub const UPDATE_KEY: &[Field] = &[
     nullable("expires_at", Ty::Time, "New expiry; `null`: never."),
     nullable("max_concurrent", MAX_CONCURRENT, "New limit; `null`: the policy default."),
     f("active", Ty::Bool, "Activate or deactivate."),
+    nullable("rate_limit", Ty::RateLimit, "New rate limit; `null`: the policy default."),
+    nullable("credits", Ty::Credits, "A new credit grant counted from now; `null`: unmetered."),
 ];
 
 /// `POST /keys/{id}/rotate`.
@@ -244,6 +252,45 @@ impl Body {
         }
     }
 
+    /// A rate-limit field (`{"limit": 100, "per": "1m", "burst": 20}`); errors name the
+    /// inner field (`rate_limit.per`).
+    pub fn rate_limit(&self, name: &str) -> Result<Option<RateLimit>, ApiError> {
+        let Some(v) = self.value(name) else { return Ok(None) };
+        let o = strict_object(name, v, &["limit", "per", "burst"])?;
+        let limit = inner_u64(name, o, "limit", true)?.unwrap_or_default();
+        let per = inner_str(name, o, "per", true)?.unwrap_or_default();
+        let per = Duration::parse(per).map_err(|e| ApiError::invalid(&format!("{name}.per"), e.0))?;
+        let burst = inner_u64(name, o, "burst", false)?.unwrap_or(0);
+        let small =
+            |n: u64, f: &str| u32::try_from(n).map_err(|_| ApiError::invalid(&format!("{name}.{f}"), "too large"));
+        RateLimit::new(small(limit, "limit")?, per, small(burst, "burst")?)
+            .map(Some)
+            .map_err(|e| ApiError::invalid(&e.field, e.message))
+    }
+
+    /// A credits field (`{"remaining": 1000, "refill": {"amount": 1000, "interval": "1d"}}`),
+    /// granted from `now` (a new count); errors name the inner field.
+    pub fn credits(&self, name: &str, now: Timestamp) -> Result<Option<CreditGrant>, ApiError> {
+        let Some(v) = self.value(name) else { return Ok(None) };
+        let o = strict_object(name, v, &["remaining", "refill"])?;
+        let remaining = inner_u64(name, o, "remaining", true)?.unwrap_or_default();
+        let refill = match o.get("refill") {
+            None | Some(Value::Null) => None,
+            Some(r) => {
+                let field = format!("{name}.refill");
+                let r = strict_object(&field, r, &["amount", "interval"])?;
+                let amount = inner_u64(&field, r, "amount", true)?.unwrap_or_default();
+                let interval = inner_str(&field, r, "interval", true)?.unwrap_or_default();
+                let interval =
+                    Duration::parse(interval).map_err(|e| ApiError::invalid(&format!("{field}.interval"), e.0))?;
+                Some(Refill { amount, interval })
+            }
+        };
+        let grant = CreditGrant { remaining, refill, set_at: now };
+        grant.validate().map_err(|e| ApiError::invalid(&e.field, e.message))?;
+        Ok(Some(grant))
+    }
+
     /// An instant field.
     pub fn time(&self, name: &str) -> Result<Option<Timestamp>, ApiError> {
         match self.str(name) {
@@ -258,6 +305,44 @@ impl Body {
             None => Ok(None),
             Some(s) => Duration::parse(s).map(Some).map_err(|e| ApiError::invalid(name, e.0)),
         }
+    }
+}
+
+/// An object with only the `allowed` keys (an unknown one is named `outer.key`).
+fn strict_object<'v>(name: &str, v: &'v Value, allowed: &[&str]) -> Result<&'v Map<String, Value>, ApiError> {
+    let o = v.as_object().ok_or_else(|| ApiError::invalid(name, format!("`{name}` must be an object")))?;
+    if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        let field = format!("{name}.{k}");
+        return Err(ApiError::field(
+            422,
+            code::UNKNOWN_FIELD,
+            &field,
+            format!("`{field}` is not a field of this request"),
+        ));
+    }
+    Ok(o)
+}
+
+fn inner_u64(name: &str, o: &Map<String, Value>, key: &str, required: bool) -> Result<Option<u64>, ApiError> {
+    match o.get(key) {
+        None if !required => Ok(None),
+        Some(v) => {
+            v.as_u64().map(Some).ok_or_else(|| ApiError::invalid(&format!("{name}.{key}"), "must be a whole number"))
+        }
+        None => Err(ApiError::invalid(&format!("{name}.{key}"), "is required")),
+    }
+}
+
+fn inner_str<'v>(
+    name: &str,
+    o: &'v Map<String, Value>,
+    key: &str,
+    required: bool,
+) -> Result<Option<&'v str>, ApiError> {
+    match o.get(key) {
+        None if !required => Ok(None),
+        Some(v) => v.as_str().map(Some).ok_or_else(|| ApiError::invalid(&format!("{name}.{key}"), "must be a string")),
+        None => Err(ApiError::invalid(&format!("{name}.{key}"), "is required")),
     }
 }
 
@@ -297,6 +382,7 @@ fn type_check(field: &Field, v: &Value) -> Result<(), ApiError> {
         Ty::Accounts => v.as_str() == Some("all") || v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
         Ty::OneOf(options) => v.as_str().is_some_and(|s| options.contains(&s)),
         Ty::StringMap => v.as_object().is_some_and(|m| m.values().all(Value::is_string)),
+        Ty::RateLimit | Ty::Credits => v.is_object(),
     };
     if ok {
         Ok(())
@@ -317,6 +403,8 @@ pub fn describe(ty: Ty) -> String {
         Ty::Duration => "a duration such as \"30s\", \"12h\" or \"90d\"".into(),
         Ty::OneOf(options) => format!("one of {}", options.join(", ")),
         Ty::StringMap => "an object of strings".into(),
+        Ty::RateLimit => "an object {\"limit\", \"per\", \"burst\"}".into(),
+        Ty::Credits => "an object {\"remaining\", \"refill\"}".into(),
     }
 }
 

@@ -125,6 +125,8 @@ fn new_key(ctx: &Ctx<'_>, body: &Body) -> Result<NewKey, ApiError> {
         max_concurrent: body.u32("max_concurrent"),
         metadata,
         active: body.bool("active").unwrap_or(true),
+        rate_limit: body.rate_limit("rate_limit")?,
+        credits: body.credits("credits", ctx.now)?,
     })
 }
 
@@ -165,12 +167,13 @@ pub fn get(ctx: &Ctx<'_>, id: &str) -> Result<HttpResponse, ApiError> {
 /// `PATCH /keys/{id}`: every field given, in one write.
 pub fn update(ctx: &Ctx<'_>, id: &str) -> Result<HttpResponse, ApiError> {
     let body = Body::parse(&ctx.req.body, UPDATE_KEY)?;
-    let r = ctx.keyring.update_all(&ctx.actor, id, changes(&body)?, ctx.now).map_err(|e| ctx.keyring_error(e))?;
+    let changes = changes(&body, ctx.now)?;
+    let r = ctx.keyring.update_all(&ctx.actor, id, changes, ctx.now).map_err(|e| ctx.keyring_error(e))?;
     Ok(answer::json(200, &r.public_view()))
 }
 
-/// The keyring changes a `PATCH` body asks for. Budget fields add their arms here.
-fn changes(body: &Body) -> Result<Vec<Change>, ApiError> {
+/// The keyring changes a `PATCH` body asks for (one arm per field of `UPDATE_KEY`).
+fn changes(body: &Body, now: crate::time::Timestamp) -> Result<Vec<Change>, ApiError> {
     let mut out = Vec::new();
     if let Some(v) = body.str("name") {
         out.push(Change::Rename(v.to_string()));
@@ -195,6 +198,12 @@ fn changes(body: &Body) -> Result<Vec<Change>, ApiError> {
     }
     if let Some(v) = body.bool("active") {
         out.push(Change::SetActive(v));
+    }
+    if body.has("rate_limit") {
+        out.push(Change::SetRateLimit(body.rate_limit("rate_limit")?));
+    }
+    if body.has("credits") {
+        out.push(Change::SetCredits(body.credits("credits", now)?));
     }
     Ok(out)
 }

@@ -167,6 +167,8 @@ pub fn field_schema(f: &Field) -> Value {
         Ty::Duration => reference("Duration"),
         Ty::OneOf(options) => json!({ "type": "string", "enum": options }),
         Ty::StringMap => json!({ "type": "object", "additionalProperties": { "type": "string" } }),
+        Ty::RateLimit => reference("RateLimit"),
+        Ty::Credits => reference("CreditsRequest"),
     };
     if f.nullable {
         json!({ "anyOf": [s, { "type": "null" }] })
@@ -206,9 +208,15 @@ fn answers() -> Map<String, Value> {
         "rotated_at": nullable(time()), "previous_secret_valid_until": nullable(time()),
         "max_concurrent": nullable(json!({ "type": "integer" })),
         "metadata": { "type": "object", "additionalProperties": { "type": "string" } },
-        "version": { "type": "integer" }
+        "version": { "type": "integer" },
+        "rate_limit": reference("RateLimit"), "credits": reference("Credits")
     });
-    let required_key: Vec<String> = key_props.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    // Budgets are left out of a record that sets none.
+    let optional = ["rate_limit", "credits"];
+    let required_key: Vec<String> = key_props
+        .as_object()
+        .map(|m| m.keys().filter(|k| !optional.contains(&k.as_str())).cloned().collect())
+        .unwrap_or_default();
     let key = json!({
         "type": "object",
         "description": "A key in its public form: every field but the hashes.",
@@ -234,7 +242,8 @@ fn answers() -> Map<String, Value> {
         "properties": {
             "key_id": string(), "kind": { "type": "string", "enum": ["api", "personal"] }, "user": nullable(string()),
             "role": string(), "scopes": strings(), "accounts": reference("Accounts"), "expires_at": nullable(time()),
-            "max_concurrent": { "type": "integer" }, "active": { "type": "boolean" }
+            "max_concurrent": { "type": "integer" }, "active": { "type": "boolean" },
+            "rate_limit": nullable(reference("RateLimit")), "credits": nullable(reference("Credits"))
         }
     });
     let page = |item: &str| {
@@ -272,6 +281,30 @@ fn answers() -> Map<String, Value> {
         "Accounts".into(),
         json!({ "description": "`all` (every account, including future ones) or a list of account ids",
                 "anyOf": [{ "const": "all" }, { "type": "array", "items": { "type": "string" } }] }),
+    );
+    let refill = json!({ "type": "object", "additionalProperties": false,
+        "properties": { "amount": { "type": "integer", "minimum": 1 }, "interval": reference("Duration") },
+        "required": ["amount", "interval"] });
+    m.insert(
+        "RateLimit".into(),
+        json!({ "type": "object", "additionalProperties": false,
+                "description": "`limit` requests per `per`, `burst` more at once",
+                "properties": { "limit": { "type": "integer", "minimum": 1 }, "per": reference("Duration"),
+                                "burst": { "type": "integer", "minimum": 0 } },
+                "required": ["limit", "per"] }),
+    );
+    m.insert(
+        "CreditsRequest".into(),
+        json!({ "type": "object", "additionalProperties": false,
+                "description": "Credits granted from now; with a refill, `remaining` resets to `amount` each `interval`",
+                "properties": { "remaining": { "type": "integer", "minimum": 0 }, "refill": nullable(refill.clone()) },
+                "required": ["remaining"] }),
+    );
+    m.insert(
+        "Credits".into(),
+        json!({ "type": "object", "description": "A credit grant as stored (what was spent is the admission backend's)",
+                "properties": { "remaining": { "type": "integer" }, "refill": nullable(refill), "set_at": time() },
+                "required": ["remaining", "refill", "set_at"] }),
     );
     m.insert(
         "Duration".into(),

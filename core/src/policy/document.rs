@@ -61,6 +61,10 @@ pub struct DefaultsDoc {
     /// Most personal tokens one user may hold (default 50); creating one more is refused.
     #[serde(default)]
     pub max_personal_tokens: Option<usize>,
+    /// Rate limit for keys that set none (`[defaults.rate_limit]`, e.g.
+    /// `{ limit = 100, per = "1m", burst = 20 }`); none unless set.
+    #[serde(default)]
+    pub rate_limit: Option<crate::budget::RateLimit>,
 }
 
 /// `[defaults.throttle]`: failures allowed per client address and per client id before
