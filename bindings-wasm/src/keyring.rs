@@ -135,6 +135,12 @@ struct ChangeSpec {
     max_concurrent: Option<Option<u32>>,
     #[serde(default)]
     metadata: Option<BTreeMap<String, String>>,
+    /// `{ limit, per: "1m", burst }`; present with `null`: none (the policy default).
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Option<keycel::budget::RateLimit>>,
+    /// `{ remaining, refill: { amount, interval } | null }` granted now; `null`: unmetered.
+    #[serde(default, deserialize_with = "present")]
+    credits: Option<Option<Value>>,
 }
 
 /// `Some(None)` for an explicit `null`, `None` (by `default`) for an absent field.
@@ -155,7 +161,7 @@ fn time_value(v: &Value, what: &str) -> Result<Timestamp, Error> {
 }
 
 impl ChangeSpec {
-    fn into_changes(self) -> Result<Vec<Change>, Error> {
+    fn into_changes(self, now: Timestamp) -> Result<Vec<Change>, Error> {
         let mut out = Vec::new();
         if let Some(v) = self.name {
             out.push(Change::Rename(v));
@@ -184,8 +190,23 @@ impl ChangeSpec {
         if let Some(v) = self.metadata {
             out.push(Change::SetMetadata(v));
         }
+        if let Some(v) = self.rate_limit {
+            out.push(Change::SetRateLimit(v));
+        }
+        if let Some(v) = self.credits {
+            out.push(Change::SetCredits(v.map(|grant| credits_at(grant, now)).transpose()?));
+        }
         Ok(out)
     }
+}
+
+/// A credit grant made at `now` (its epoch: setting credits again starts a new count).
+fn credits_at(mut grant: Value, now: Timestamp) -> Result<keycel::budget::CreditGrant, Error> {
+    let Value::Object(m) = &mut grant else {
+        return Err(Error::invalid_argument("changes.credits must be { remaining, refill } or null"));
+    };
+    m.insert("set_at".to_string(), serde_json::to_value(now).unwrap_or(Value::Null));
+    serde_json::from_value(grant).map_err(|e| Error::invalid_argument(format!("changes.credits: {e}")))
 }
 
 fn need<T>(v: Option<T>, what: &str) -> Result<T, Error> {
@@ -302,7 +323,7 @@ impl KeyringSession {
                 Ok(Value::Array(keys.into_iter().map(view).collect()))
             }
             "update" => {
-                let changes = need(args.changes, "changes")?.into_changes()?;
+                let changes = need(args.changes, "changes")?.into_changes(now)?;
                 Ok(view(ring.update_all(&actor, &id()?, changes, now).map_err(ring_error)?))
             }
             "delete" => {

@@ -62,6 +62,15 @@ describe('Keyring over MemoryDocumentStore', () => {
     v = await ring.setMaxConcurrent(api.clientId, 3, as);
     assert.equal(v.max_concurrent, 3);
     v = await ring.setMetadata(api.clientId, { team: 'a' }, as);
+    v = await ring.setRateLimit(api.clientId, { limit: 10, per: '1m', burst: 2 }, as);
+    assert.deepEqual(v.rate_limit, { limit: 10, per: '1m', burst: 2 });
+    v = await ring.setCredits(api.clientId, { remaining: 100, refill: { amount: 100, interval: '1d' } }, as);
+    assert.equal(v.credits.remaining, 100);
+    assert.equal(v.credits.set_at, new Date(NOW).toISOString().replace('.000Z', 'Z'), 'granted now');
+    await rejects(ring.setRateLimit(api.clientId, { limit: 0, per: 'soon' }, as), 'invalid_argument');
+    v = await ring.setRateLimit(api.clientId, null, as);
+    assert.equal(v.rate_limit ?? null, null, 'cleared (the public form leaves an unset budget out)');
+    v = await ring.setCredits(api.clientId, null, as);
     v = await ring.describe(api.clientId, 'billing team', as);
     assert.equal(v.description, 'billing team');
     v = await ring.setActive(api.clientId, false, as);
@@ -72,7 +81,7 @@ describe('Keyring over MemoryDocumentStore', () => {
     v = await ring.activate(api.clientId, as);
     assert.equal(v.active, true);
     v = await ring.update(api.clientId, { name: 'both', description: 'two at once' }, as);
-    assert.equal(v.version, 16, 'one version per write');
+    assert.equal(v.version, 20, 'one version per write');
     assert.deepEqual(await ring.get(api.clientId, as), v);
     noHash(v);
 

@@ -107,6 +107,21 @@ export interface KeyChanges {
   /** `null`: the policy default. */
   maxConcurrent?: number | null;
   metadata?: { [key: string]: string };
+  /** `{ limit, per: "1m", burst }`; `null`: none (the policy default applies). */
+  rateLimit?: RateLimitSpec | null;
+  /** Usage credits granted now (a new count); `null`: unmetered. */
+  credits?: CreditsSpec | null;
+}
+
+export interface RateLimitSpec {
+  limit: number;
+  per: string;
+  burst?: number;
+}
+
+export interface CreditsSpec {
+  remaining: number;
+  refill?: { amount: number; interval: string } | null;
 }
 
 /**
@@ -130,6 +145,8 @@ export declare class Keyring {
   setExpiry(id: string, expiresAt: TimeInput | null, options?: CallOptions): Promise<KeyView>;
   setMaxConcurrent(id: string, maxConcurrent: number | null, options?: CallOptions): Promise<KeyView>;
   setMetadata(id: string, metadata: { [key: string]: string }, options?: CallOptions): Promise<KeyView>;
+  setRateLimit(id: string, rateLimit: RateLimitSpec | null, options?: CallOptions): Promise<KeyView>;
+  setCredits(id: string, credits: CreditsSpec | null, options?: CallOptions): Promise<KeyView>;
   setActive(id: string, active: boolean, options?: CallOptions): Promise<KeyView>;
   activate(id: string, options?: CallOptions): Promise<KeyView>;
   deactivate(id: string, options?: CallOptions): Promise<KeyView>;

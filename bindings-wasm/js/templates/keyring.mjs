@@ -235,6 +235,8 @@ export class Keyring {
   setExpiry(id, expiresAt, options) { return this.update(id, { expiresAt: expiresAt ?? null }, options); }
   setMaxConcurrent(id, maxConcurrent, options) { return this.update(id, { maxConcurrent: maxConcurrent ?? null }, options); }
   setMetadata(id, metadata, options) { return this.update(id, { metadata }, options); }
+  setRateLimit(id, rateLimit, options) { return this.update(id, { rateLimit: rateLimit ?? null }, options); }
+  setCredits(id, credits, options) { return this.update(id, { credits: credits ?? null }, options); }
   setActive(id, active, options) { return this.update(id, { active }, options); }
   activate(id, options) { return this.update(id, { active: true }, options); }
   deactivate(id, options) { return this.update(id, { active: false }, options); }
