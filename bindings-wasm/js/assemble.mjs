@@ -83,7 +83,7 @@ target('web', {
 });
 
 for (const name of ['index.cjs', 'web.mjs', 'index.d.ts', 'web.d.mts', 'package.json', 'README.md',
-  'framework.mjs', 'framework.d.ts', 'hono.mjs', 'hono.d.mts', 'express.mjs', 'express.d.ts']) {
+  'framework.mjs', 'framework.d.ts', 'keyring.mjs', 'keyring.d.ts', 'hono.mjs', 'hono.d.mts', 'express.mjs', 'express.d.ts']) {
   fs.copyFileSync(path.join(here, 'templates', name), path.join(pkgDir, name));
 }
 
@@ -109,6 +109,7 @@ function toCommonJs(name) {
 }
 toCommonJs('framework');
 toCommonJs('express');
+toCommonJs('keyring');
 // The ES-module face of the Node build re-exports every CommonJS name explicitly.
 const names = Object.keys(createRequire(import.meta.url)(path.resolve(pkgDir, 'index.cjs'))).sort();
 fs.writeFileSync(path.join(pkgDir, 'index.mjs'),

@@ -343,7 +343,7 @@ impl Engine {
         convert::to_js(&self.inner.policy().document().scopes)
     }
 
-    fn issuer(&self) -> Issuer {
+    pub(crate) fn issuer(&self) -> Issuer {
         let cfg = self.inner.authenticator().config();
         let guard: Arc<dyn ManagementGuard> = self.inner.clone();
         Issuer { format: cfg.format.clone(), hash: cfg.hash, guard: Some(guard), credentials: cfg.credentials.clone() }
@@ -412,6 +412,13 @@ impl Engine {
     #[wasm_bindgen(getter)]
     pub fn origin(&self) -> String {
         self.inner.policy().origin().to_string()
+    }
+}
+
+impl Engine {
+    /// The core engine (the management handler and keyring sessions share it).
+    pub(crate) fn core(&self) -> &Arc<keycel::engine::Engine> {
+        &self.inner
     }
 }
 

@@ -29,6 +29,11 @@ pub(crate) mod codes {
     pub const NOT_FOUND: &str = "not_found";
     /// An engine configuration was refused.
     pub const CONFIG_ERROR: &str = "config_error";
+    /// A host-store write lost a race (the record changed, or the id was taken): nothing was
+    /// written; read again and retry.
+    pub const CONFLICT: &str = "conflict";
+    /// The host document store failed or holds something that is not a record.
+    pub const STORE_ERROR: &str = "store_error";
 }
 
 /// An error on its way to JS.

@@ -19,7 +19,7 @@ use wasm_bindgen::JsCast;
 /// What to create (camelCase JS object).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct KeySpec {
+pub(crate) struct KeySpec {
     name: String,
     #[serde(default)]
     description: String,
@@ -43,7 +43,7 @@ struct KeySpec {
 }
 
 impl KeySpec {
-    fn into_new_key(self) -> Result<NewKey, Error> {
+    pub(crate) fn into_new_key(self) -> Result<NewKey, Error> {
         let kind = KeyKind::from_parts(self.kind.as_deref().unwrap_or("api"), self.user)
             .map_err(|e| Error::invalid_argument(format!("spec.{}: {}", e.field, e.message)))?;
         Ok(NewKey {
@@ -131,7 +131,7 @@ enum ActorSpec {
     },
 }
 
-fn actor(spec: Option<serde_json::Value>) -> Result<Actor, Error> {
+pub(crate) fn actor(spec: Option<serde_json::Value>) -> Result<Actor, Error> {
     let Some(v) = spec else { return Ok(Actor::Operator("admin".to_string())) };
     let spec: ActorSpec = serde_json::from_value(v)
         .map_err(|_| Error::invalid_argument("actor must be an operator name or { key, user }"))?;
@@ -166,7 +166,7 @@ fn with_actor_storage_form(options: &JsValue) -> JsValue {
     options
 }
 
-fn user_from_value(v: serde_json::Value) -> Result<keycel::UserRecord, Error> {
+pub(crate) fn user_from_value(v: serde_json::Value) -> Result<keycel::UserRecord, Error> {
     let u: keycel::UserRecord = serde_json::from_value(v)
         .map_err(|e| Error::record(&keycel::RecordError { field: "json".into(), message: e.to_string() }))?;
     u.validate().map_err(|e| Error::record(&e))?;
@@ -174,7 +174,7 @@ fn user_from_value(v: serde_json::Value) -> Result<keycel::UserRecord, Error> {
 }
 
 /// Maps a keyring failure to the thrown error.
-fn keyring_error(e: KeyringError) -> Error {
+pub(crate) fn keyring_error(e: KeyringError) -> Error {
     match e {
         KeyringError::Denied(d) => Error::new(codes::DENIED, format!("denied ({}): {}", d.status, d.message))
             .with_extra(convert::object(&[

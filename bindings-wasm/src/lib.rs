@@ -14,6 +14,7 @@ mod decision;
 mod engine;
 mod error;
 mod glue;
+mod keyring;
 mod keys;
 mod lease;
 mod records;

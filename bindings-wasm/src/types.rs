@@ -299,5 +299,7 @@ export type KeycelErrorCode =
   | 'hash_error'
   | 'rng_failed'
   | 'denied'
-  | 'not_found';
+  | 'not_found'
+  | 'conflict'
+  | 'store_error';
 "#;

@@ -16,9 +16,17 @@ const worker :Workerd.Worker = (
     (name = "keycel/web.mjs", esModule = embed "../../pkg/web.mjs"),
     (name = "keycel/web/keycel_wasm.js", esModule = embed "../../pkg/web/keycel_wasm.js"),
     (name = "keycel/web/glue.js", esModule = embed "../../pkg/web/glue.js"),
+    (name = "keycel/keyring.mjs", esModule = embed "../../pkg/keyring.mjs"),
     (name = "keycel/keycel_bg.wasm", wasm = embed "../../pkg/keycel_bg.wasm"),
     (name = "policy.toml", text = embed "../../../policies/default.toml"),
   ],
   compatibilityDate = "2025-06-01",
-  bindings = [ (name = "ADMIN_TOKEN", fromEnvironment = "KEYCEL_ADMIN_TOKEN") ],
+  bindings = [
+    (name = "ADMIN_TOKEN", fromEnvironment = "KEYCEL_ADMIN_TOKEN"),
+    (name = "KEYS", durableObjectNamespace = (className = "KeyStore")),
+  ],
+  # The managed keys live in a Durable Object's storage (in memory here; on disk or on
+  # Cloudflare in production).
+  durableObjectNamespaces = [ (className = "KeyStore", uniqueKey = "keycel-example-keystore") ],
+  durableObjectStorage = (inMemory = void),
 );

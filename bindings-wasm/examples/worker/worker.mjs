@@ -10,15 +10,21 @@
 //   POST /_keys            issue a key (needs x-admin-token)
 //   PUT  /_users/:id       store a user record (needs x-admin-token)
 //   PUT  /_records         store a key record; DELETE /_records/:id (needs x-admin-token)
+//   *    /manage/...       the management API, keys in a Durable Object's storage (keystore.mjs)
+//   POST /_mgmt/seed       create users and keys in that Durable Object (needs x-admin-token)
 // Records live in this isolate's memory here; a real worker reads them from KV or a
 // database in `lookup`.
 import { initSync, Engine, KeyRecord, UserRecord, KeycelError } from 'keycel/web.mjs';
 import wasmModule from 'keycel/keycel_bg.wasm';
 import policyText from 'policy.toml';
 import { createApp } from '../hono/app.mjs';
+import { makeKeyStore } from './keystore.mjs';
 
 initSync({ module: wasmModule });
 const engine = new Engine(policyText, { origin: 'policies/default.toml' });
+
+/** The Durable Object class holding the managed keys (bound as KEYS in config.capnp). */
+export const KeyStore = makeKeyStore(engine);
 
 const records = new Map(); // client id -> KeyRecord handle (stands in for KV)
 const users = new Map(); // user id -> UserRecord handle
@@ -67,6 +73,9 @@ async function admin(request, env, url) {
 export default {
   async fetch(request, env, ctx) {
     const url = new URL(request.url);
+    if (url.pathname === '/manage' || url.pathname.startsWith('/manage/') || url.pathname === '/_mgmt/seed') {
+      return env.KEYS.get(env.KEYS.idFromName('keys')).fetch(request);
+    }
     if (url.pathname.startsWith('/_') && !url.pathname.startsWith('/_inflight/')) return admin(request, env, url);
     return app.fetch(request, env, ctx);
   },

@@ -49,3 +49,13 @@ export function explain(engine: Engine, record: KeyRecord): string {
   const scopes: { [scope: string]: string } = engine.scopes();
   return a.scopes.join() + String(a.max_concurrent) + Object.keys(roles).join() + Object.keys(scopes).join();
 }
+
+// The keyring and management handler from the CommonJS build (issue 15).
+export async function nodeKeyring(engine: Engine): Promise<number> {
+  const ring = new keycel.Keyring(engine, new keycel.MemoryDocumentStore());
+  const made = await ring.create({ name: 'a', role: 'admin' });
+  const code: KeycelErrorCode = 'store_error';
+  const handler = keycel.managementHandler({ engine, store: new keycel.MemoryDocumentStore() });
+  const r: Response = await handler(new Request("http://x/keys"));
+  return made.record.version + code.length + r.status;
+}

@@ -18,3 +18,23 @@ export function check(engine: Engine, headers: { [name: string]: string }, recor
     throw e;
   }
 }
+
+// The keyring over a host document store and the management fetch handler (issue 15).
+import { Keyring, MemoryDocumentStore, DurableObjectDocumentStore, managementHandler, type DocumentStore, type KeyView, type RevealedKey } from 'keycel/web';
+
+export async function manage(engine: Engine, storage: { get(k: string): Promise<unknown>; put(k: string, v: string): Promise<void>; delete(k: string): Promise<boolean>; list(o: { prefix: string }): Promise<Map<string, unknown>> }): Promise<string> {
+  const store: DocumentStore = new DurableObjectDocumentStore(storage);
+  const ring = new Keyring(engine, new MemoryDocumentStore(), { hash: 'edge' });
+  const made: RevealedKey = await ring.create({ name: 'a', role: 'admin' }, { now: Date.now() });
+  const views: KeyView[] = await ring.list({ kind: 'api' }, { actor: 'ops' });
+  await ring.update(made.clientId, { name: 'b', expiresAt: null, maxConcurrent: 3 });
+  const n: number = await ring.removeUser('u_1');
+  try {
+    await ring.rotate(made.clientId, { grace: '1h' });
+  } catch (e) {
+    if (e instanceof KeycelError && e.code === 'conflict') return 'retry';
+  }
+  const handler: (r: Request) => Promise<Response> = managementHandler({ engine, store, prefix: '/manage' });
+  const r = await handler(new Request('https://x/manage/keys'));
+  return `${views.length} ${n} ${r.status}`;
+}

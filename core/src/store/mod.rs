@@ -6,6 +6,7 @@
 pub mod cached;
 #[cfg(any(test, feature = "test-util", feature = "store-conformance"))]
 pub mod conformance;
+pub mod staged;
 
 pub use cached::{AlwaysFresh, CachedStore, Freshness, RecordCache};
 
