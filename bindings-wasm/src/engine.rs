@@ -425,13 +425,6 @@ impl Engine {
 /// The policy's limits with renewable leases: a JS handle can be lost without being freed
 /// (no finalizer runs), so a lease here is live while its holder renews it (`lease.renew`),
 /// and reclaimed `lease_ttl` after the last renewal otherwise.
-impl Engine {
-    /// The core engine (for the other binding files).
-    pub(crate) fn core(&self) -> &keycel::engine::Engine {
-        &self.inner
-    }
-}
-
 fn wasm_limiter(set: &PolicySet) -> Result<LimiterConfig, EngineError> {
     Ok(LimiterConfig { hold_while_alive: false, ..limiter_config_for(set)? })
 }
