@@ -19,6 +19,10 @@
 //! closed with a 500: an account parameter the route lacks, an [`Authorized`] extractor on a
 //! route without the layer.
 
+mod management;
+
+pub use management::management_router;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
