@@ -35,7 +35,14 @@ impl Freshness for EveryLookup {
 }
 
 #[inline(never)]
-fn measured(engine: &Engine, headers: [(&str, &str); 2], req: &Request, store: &Arc<dyn Store>, now: Timestamp, n: usize) {
+fn measured(
+    engine: &Engine,
+    headers: [(&str, &str); 2],
+    req: &Request,
+    store: &Arc<dyn Store>,
+    now: Timestamp,
+    n: usize,
+) {
     for _ in 0..n {
         black_box(engine.authorize(black_box(headers), black_box(req), store, now));
     }
