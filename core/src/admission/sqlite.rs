@@ -208,14 +208,11 @@ impl Admission for SqliteAdmission {
                 tx.prepare_cached("SELECT count(*) FROM keycel_leases WHERE key_id = ?1")?
                     .query_row([ticket.key_id], |r| r.get(0))
             };
-            let mut held = count(&tx).map_err(unavailable)?;
-            if held >= i64::from(limit) {
-                // At the limit: reclaim the key's lost leases, then count again.
-                tx.prepare_cached("DELETE FROM keycel_leases WHERE key_id = ?1 AND expires_at <= ?2")
-                    .and_then(|mut st| st.execute(params![ticket.key_id, now.unix()]))
-                    .map_err(unavailable)?;
-                held = count(&tx).map_err(unavailable)?;
-            }
+            // Reclaim the key's lost leases first, so every count is of live holders.
+            tx.prepare_cached("DELETE FROM keycel_leases WHERE key_id = ?1 AND expires_at <= ?2")
+                .and_then(|mut st| st.execute(params![ticket.key_id, now.unix()]))
+                .map_err(unavailable)?;
+            let held = count(&tx).map_err(unavailable)?;
             if held >= i64::from(limit) {
                 return Err(Refusal::Busy { limit, retry_after_secs: s.config.retry_after_secs });
             }
