@@ -153,7 +153,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
 
 def test_two_servers_sharing_redis_admit_exactly_five_of_twenty(pair: Pair) -> None:
     with ThreadPoolExecutor(max_workers=20) as ex:
-        statuses = sorted(ex.map(lambda i: pair.slow(i, 2000), range(20)))
+        statuses = sorted(ex.map(lambda i: pair.slow(i, 4000), range(20)))
     assert statuses == [200] * 5 + [429] * 15, statuses
     pair.wait_idle(5)
 
@@ -266,5 +266,5 @@ def test_redis_restarted_mid_run_fail_mode_then_recovery(pair: Pair) -> None:
         assert time.monotonic() < deadline, "server a did not recover after Redis came back"
         time.sleep(0.1)
     with ThreadPoolExecutor(max_workers=20) as ex:
-        statuses = sorted(ex.map(lambda i: pair.slow(i, 2000), range(20)))
+        statuses = sorted(ex.map(lambda i: pair.slow(i, 4000), range(20)))
     assert statuses == [200] * 5 + [429] * 15, statuses
