@@ -188,6 +188,14 @@ impl SqliteStore {
         stmt.query_row([], |r| r.get(0)).map_err(backend)
     }
 
+    /// The record generation: moves with every committed key or user change, by any
+    /// connection (triggers), and with nothing else (admission's commits leave it alone).
+    pub fn record_generation(&self) -> Result<i64, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT n FROM keycel_generation WHERE id = 0").map_err(backend)?;
+        stmt.query_row([], |r| r.get(0)).map_err(backend)
+    }
+
     /// The schema version of the file.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
         current_version(&self.lock()).map_err(StoreError::from)

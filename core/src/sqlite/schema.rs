@@ -19,10 +19,11 @@ pub struct Migration {
 }
 
 /// Every migration in order. Append only: never edit one that has shipped.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "keys, users, retired ids",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "keys, users, retired ids",
+        sql: "
         CREATE TABLE keys (
             id         TEXT PRIMARY KEY NOT NULL,
             kind       TEXT NOT NULL CHECK (kind IN ('api', 'personal')),
@@ -45,7 +46,35 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             retired_at INTEGER NOT NULL
         ) STRICT;
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "record generation: bumped by triggers on every key or user change",
+        // Why: SQLite admission commits to the same file on every admitted request, which moves
+        // `data_version` and the `-shm` header; the record cache must not be dropped for those.
+        // The triggers fire for every writer (keycel, the `sqlite3` shell, any client), so the
+        // generation moves exactly when a record does.
+        sql: "
+        CREATE TABLE keycel_generation (
+            id INTEGER PRIMARY KEY NOT NULL CHECK (id = 0),
+            n  INTEGER NOT NULL
+        ) STRICT;
+        INSERT INTO keycel_generation (id, n) VALUES (0, 0);
+        CREATE TRIGGER keycel_keys_insert AFTER INSERT ON keys
+            BEGIN UPDATE keycel_generation SET n = n + 1 WHERE id = 0; END;
+        CREATE TRIGGER keycel_keys_update AFTER UPDATE ON keys
+            BEGIN UPDATE keycel_generation SET n = n + 1 WHERE id = 0; END;
+        CREATE TRIGGER keycel_keys_delete AFTER DELETE ON keys
+            BEGIN UPDATE keycel_generation SET n = n + 1 WHERE id = 0; END;
+        CREATE TRIGGER keycel_users_insert AFTER INSERT ON users
+            BEGIN UPDATE keycel_generation SET n = n + 1 WHERE id = 0; END;
+        CREATE TRIGGER keycel_users_update AFTER UPDATE ON users
+            BEGIN UPDATE keycel_generation SET n = n + 1 WHERE id = 0; END;
+        CREATE TRIGGER keycel_users_delete AFTER DELETE ON users
+            BEGIN UPDATE keycel_generation SET n = n + 1 WHERE id = 0; END;
+    ",
+    },
+];
 
 /// The schema version this build writes.
 pub fn latest() -> u32 {

@@ -413,3 +413,54 @@ fn in_memory_stores_use_data_version() {
     let watch = DataVersion::new(Arc::new(SqliteStore::in_memory().unwrap())).unwrap();
     assert!(!watch.uses_shm());
 }
+
+/// SQLite admission commits to the key store's file on every admitted request; those commits
+/// touch no record, so the record cache keeps its entries (a cache hit stays a hit), while a
+/// record change by another connection in between is still seen at once.
+#[test]
+fn admission_commits_in_the_same_file_keep_the_record_cache() {
+    use crate::admission::{Admission, SqliteAdmission, Ticket};
+    let (_dir, path) = temp_db("admission-cache");
+    let cli = SqliteStore::create(&path).unwrap();
+    let k = key(1, KeyKind::Api);
+    cli.insert_key(&k).unwrap();
+    let (_inner, watch, server) = watched(&path);
+    let admission = SqliteAdmission::open(&path, crate::limiter::LimiterConfig::default()).unwrap();
+    let first = server.get_key_shared(k.id.as_str()).unwrap().unwrap();
+    let now = Timestamp::from_unix(1_700_000_000).unwrap();
+    for _ in 0..20 {
+        let lease = admission.admit(&Ticket::new(k.id.as_str(), Some(5)), now).unwrap();
+        let again = server.get_key_shared(k.id.as_str()).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "an admission commit must not drop the cached record");
+        drop(lease);
+    }
+    assert!(watch.exact_checks() >= 1, "the header moved, so the generation was read");
+    let mut off = k.clone();
+    off.active = false;
+    off.version = 2;
+    cli.update_key(&off, 1).unwrap();
+    admission.admit(&Ticket::new(k.id.as_str(), Some(5)), now).unwrap();
+    assert!(!server.get_key_shared(k.id.as_str()).unwrap().unwrap().active, "a record change is seen at once");
+}
+
+/// The generation moves for every key and user change, by any connection, and for nothing else.
+#[test]
+fn record_generation_moves_only_with_records() {
+    let (_dir, path) = temp_db("generation");
+    let s = SqliteStore::create(&path).unwrap();
+    let g0 = s.record_generation().unwrap();
+    let k = key(1, KeyKind::Api);
+    s.insert_key(&k).unwrap();
+    let g1 = s.record_generation().unwrap();
+    assert!(g1 > g0);
+    s.put_user(&user("u_1")).unwrap();
+    let g2 = s.record_generation().unwrap();
+    assert!(g2 > g1);
+    s.delete_key(k.id.as_str()).unwrap();
+    s.remove_user("u_1").unwrap();
+    let g3 = s.record_generation().unwrap();
+    assert!(g3 > g2);
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("CREATE TABLE IF NOT EXISTS unrelated (x INTEGER); INSERT INTO unrelated VALUES (1);").unwrap();
+    assert_eq!(s.record_generation().unwrap(), g3, "a commit touching no record leaves it");
+}

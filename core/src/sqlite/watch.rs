@@ -1,7 +1,8 @@
 //! The record cache over a SQLite file: every lookup first learns whether any other
-//! connection (another process's CLI, the `sqlite3` shell, another worker) committed since the
-//! last look; if so the whole cache is dropped. So a change made anywhere is seen by the next
-//! request here.
+//! connection (another process's CLI, the `sqlite3` shell, another worker) changed a record
+//! since the last look; if so the whole cache is dropped. So a change made anywhere is seen by
+//! the next request here, while commits that touch no record (SQLite admission's leases and
+//! budgets, in the same file) leave the cache alone.
 //!
 //! How it learns, cheapest first:
 //! - WAL mode (every file `SqliteStore` opens): the wal-index header at the start of the
@@ -9,9 +10,12 @@
 //!   connection rewrites it (`iChange` is incremented), so an equal header means nothing was
 //!   committed: no lock, no syscall. Any difference (or a torn read while a commit rewrites
 //!   it) sends the lookup to the exact check below, as does a header not seen yet.
-//! - `PRAGMA data_version` (exact, ~7 µs: it starts a read transaction): after a header change,
-//!   and on every lookup when there is no `-shm` to map (in-memory databases), or once the
-//!   `-shm` file is found replaced (checked every [`STAT_EVERY`]).
+//! - the record generation (exact, one indexed read, ~7 µs: it starts a read transaction): a
+//!   counter that triggers on the `keys` and `users` tables bump in the same transaction as
+//!   the change (schema migration 2), so it moves for every record change by any writer and for
+//!   nothing else. Read after a header change, and on every lookup when there is no `-shm` to
+//!   map (in-memory databases), or once the `-shm` file is found replaced (checked every
+//!   [`STAT_EVERY`]).
 //!
 //! Why an unchanged header proves nothing changed: SQLite writes the header (both copies) in
 //! shared memory before a commit returns, and increments `iChange` on every commit; the store's
@@ -27,7 +31,7 @@ use std::time::{Duration, Instant};
 
 /// How often the `-shm` file's identity (device, inode) is re-checked. A replaced `-shm` file
 /// (deleted by hand: SQLite documents that as corruption) switches the watch to
-/// `data_version` on every lookup for good.
+/// the exact check on every lookup for good.
 pub const STAT_EVERY: Duration = Duration::from_secs(1);
 
 /// [`Freshness`] for SQLite: clears the cache when another connection committed (see the
@@ -35,9 +39,9 @@ pub const STAT_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct DataVersion {
     store: Arc<SqliteStore>,
-    /// `data_version` at the last exact check.
+    /// The record generation at the last exact check.
     seen: AtomicI64,
-    /// The map of the `-shm` header; None: `data_version` on every lookup.
+    /// The map of the `-shm` header; None: the exact check on every lookup.
     shm: Option<ShmHeader>,
     /// The header read just before the last exact check, word by word. A mix of two checked
     /// headers (threads storing at once) can only cause an extra check: `iChange` differs
@@ -56,7 +60,7 @@ impl DataVersion {
     /// Watches `store`'s file (mapping its `-shm` header when it has one).
     pub fn new(store: Arc<SqliteStore>) -> Result<Self, StoreError> {
         // A read first: it makes the connection open (and hold) the `-shm` file in WAL mode.
-        let seen = AtomicI64::new(store.data_version()?);
+        let seen = AtomicI64::new(store.record_generation()?);
         let shm = store.path().and_then(|p| ShmHeader::open(&shm::shm_path(p)));
         let watch = DataVersion {
             store,
@@ -72,13 +76,13 @@ impl DataVersion {
         Ok(watch)
     }
 
-    /// True when lookups are answered from the `-shm` header (false: `data_version` on every
+    /// True when lookups are answered from the `-shm` header (false: the exact check on every
     /// lookup).
     pub fn uses_shm(&self) -> bool {
         self.shm.is_some() && !self.degraded.load(Ordering::Acquire)
     }
 
-    /// `data_version` checks made so far (tests, metrics: a quiet database costs none).
+    /// Exact checks (record generation reads) made so far (tests, metrics: a quiet database costs none).
     pub fn exact_checks(&self) -> u64 {
         self.exact_checks.load(Ordering::Acquire)
     }
@@ -87,7 +91,7 @@ impl DataVersion {
         u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The current header, or None when the lookup must ask `data_version`.
+    /// The current header, or None when the lookup must make the exact check.
     fn header(&self) -> Option<Header> {
         let shm = self.shm.as_ref()?;
         if self.degraded.load(Ordering::Acquire) {
@@ -112,7 +116,7 @@ impl DataVersion {
     /// The exact check; `header` (read before it) becomes the reference for the next lookups.
     fn revalidate(&self, cache: &RecordCache, header: Option<Header>) -> Result<(), StoreError> {
         self.exact_checks.fetch_add(1, Ordering::AcqRel);
-        let now = self.store.data_version()?;
+        let now = self.store.record_generation()?;
         // Clear before publishing the new version: whoever sees it already sees an empty cache.
         if self.seen.load(Ordering::Acquire) != now {
             cache.clear();
