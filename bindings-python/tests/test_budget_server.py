@@ -98,7 +98,13 @@ def test_rate_limit_over_four_workers_admits_the_budget_not_four_times_it(world:
     end = int(time.time())
     ok = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code == 429]
-    assert len(ok) + len(refused) == 200
+    # A key's first use in each worker needs argon2; requests beyond that worker's bounded
+    # hash pool are shed at once (503 `overloaded`, issue 12) before admission: they spend none
+    # of the rate limit, so they are left out of the count.
+    shed = [r for r in responses if r.status_code == 503]
+    assert all(r.json()["error"] == "overloaded" for r in shed), [r.text for r in shed]
+    assert len(shed) <= 16 * 4, len(shed)
+    assert len(ok) + len(refused) + len(shed) == 200, [r.status_code for r in responses]
     # GCRA over whole-second timestamps: the burst at once, then one per 200 ms of elapsed
     # clock. Four per-process limiters would admit four times that.
     allowed = BURST + (end - start) * LIMIT // PER
