@@ -16,6 +16,7 @@ const worker :Workerd.Worker = (
     (name = "keycel/web.mjs", esModule = embed "../../pkg/web.mjs"),
     (name = "keycel/web/keycel_wasm.js", esModule = embed "../../pkg/web/keycel_wasm.js"),
     (name = "keycel/web/glue.js", esModule = embed "../../pkg/web/glue.js"),
+    (name = "keycel/keyring.mjs", esModule = embed "../../pkg/keyring.mjs"),
     (name = "keycel/keycel_bg.wasm", wasm = embed "../../pkg/keycel_bg.wasm"),
     (name = "policy.toml", text = embed "../../../policies/default.toml"),
   ],
