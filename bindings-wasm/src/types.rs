@@ -108,6 +108,10 @@ export interface KeyRecordView {
   previous_secret_valid_until: string | null;
   max_concurrent: number | null;
   metadata: { [key: string]: string };
+  /** Requests per window with a burst (GCRA); absent: the policy's default, else unlimited. */
+  rate_limit?: { limit: number; per: string; burst: number };
+  /** Usage credits granted at `set_at`; absent: unmetered. */
+  credits?: { remaining: number; refill: { amount: number; interval: string } | null; set_at: string };
   version: number;
 }
 
@@ -131,6 +135,10 @@ export interface KeyRecordJson {
   previous_secret?: { hash: string; valid_until: string } | null;
   max_concurrent?: number | null;
   metadata?: { [key: string]: string };
+  /** Requests per window with a burst (GCRA); absent: the policy's default, else unlimited. */
+  rate_limit?: { limit: number; per: string; burst: number };
+  /** Usage credits granted at `set_at`; absent: unmetered. */
+  credits?: { remaining: number; refill: { amount: number; interval: string } | null; set_at: string };
   version: number;
 }
 
