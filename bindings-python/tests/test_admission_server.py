@@ -127,10 +127,12 @@ def test_a_sigkilled_workers_slots_return_within_the_lease_expiry(fleet: Fleet) 
         for h in holders:
             with pytest.raises(httpx.TransportError):
                 h.result()
-    # The killed workers' rows stay until their last deadline (<= TTL after the kill), then return.
-    while fleet.engine.authorize({"Authorization": f"Bearer {fleet.token}"}, "api.read").status != 200:
-        assert time.monotonic() - killed < LEASE_TTL + 2, "a SIGKILLed worker's slots did not come back"
+    # The killed workers' rows stop counting at their deadline: at most TTL + 1 s after the kill
+    # (deadlines are whole seconds, rounded up so a live lease never lapses early).
+    while fleet.engine.in_flight(fleet.key_id) != 0:
+        assert time.monotonic() - killed < LEASE_TTL + 2.5, "a SIGKILLed worker's slots did not come back"
         time.sleep(0.1)
+    assert fleet.engine.authorize({"Authorization": f"Bearer {fleet.token}"}, "api.read").status == 200
     # uvicorn replaces its workers; once they answer, the budget is whole again.
     deadline = time.monotonic() + 60
     while True:
@@ -141,8 +143,19 @@ def test_a_sigkilled_workers_slots_return_within_the_lease_expiry(fleet: Fleet) 
             pass  # connections wait in the listen queue while the new workers start
         assert time.monotonic() < deadline, "uvicorn did not replace its workers"
         time.sleep(0.2)
-    with ThreadPoolExecutor(max_workers=6) as ex:
-        statuses = sorted(ex.map(lambda _: fleet.slow(1500), range(6)))
+    assert_exactly_five_of_six(fleet)
+
+
+def assert_exactly_five_of_six(fleet: Fleet) -> None:
+    """Six concurrent slow requests: five admitted, one refused. A fresh worker's first use of the
+    key may shed a request (503 `overloaded`, issue 12) before admission; then it ran with fewer
+    than six, so it is tried again once the workers know the key."""
+    for _ in range(5):
+        wait_idle(fleet, LEASE_TTL + 2)
+        with ThreadPoolExecutor(max_workers=6) as ex:
+            statuses = sorted(ex.map(lambda _: fleet.slow(1500), range(6)))
+        if 503 not in statuses:
+            break
     assert statuses == [200] * 5 + [429], statuses
     wait_idle(fleet, LEASE_TTL + 2)
 

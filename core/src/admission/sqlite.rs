@@ -142,8 +142,11 @@ impl SqliteAdmission {
 }
 
 impl Shared {
+    /// `now` is whole seconds (floored), so the real instant may be up to a second later: the
+    /// deadline is one second past `now + TTL`, so a lease is never reclaimed sooner than a full
+    /// TTL after its last renewal (a live holder renews every third of it).
     fn deadline(&self, now: Timestamp) -> i64 {
-        now.plus(self.config.lease_ttl).unix()
+        now.plus(self.config.lease_ttl).unix().saturating_add(1)
     }
 
     fn renew_live(&self, now: Timestamp) -> Result<usize, AdmissionError> {
@@ -241,10 +244,17 @@ impl Admission for SqliteAdmission {
         .with_budget(status))
     }
 
+    /// Live leases only: a lost holder's row past its deadline no longer counts, even before
+    /// the next admission of the key deletes it.
     fn in_flight(&self, key_id: &str) -> Result<usize, AdmissionError> {
         let conn = lock(&self.shared.conn);
+        let now = crate::clock::now().unix();
         let n: i64 = conn
-            .query_row("SELECT count(*) FROM keycel_leases WHERE key_id = ?1", [key_id], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM keycel_leases WHERE key_id = ?1 AND expires_at > ?2",
+                params![key_id, now],
+                |r| r.get(0),
+            )
             .map_err(|e| err(&e))?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
@@ -329,18 +339,58 @@ mod tests {
         let a = SqliteAdmission::open(&file, cfg(60)).unwrap();
         let b = SqliteAdmission::open(&file, cfg(60)).unwrap();
         let ticket = Ticket::new("kc_a", Some(5));
+        let now = crate::clock::now();
         let mut held = Vec::new();
         for i in 0..5 {
             let side = if i % 2 == 0 { &a } else { &b };
-            held.push(side.admit(&ticket, t(0)).unwrap());
+            held.push(side.admit(&ticket, now).unwrap());
         }
-        assert_eq!(a.admit(&ticket, t(0)).unwrap_err(), Refusal::Busy { limit: 5, retry_after_secs: 1 });
-        assert!(b.admit(&ticket, t(0)).is_err());
+        assert_eq!(a.admit(&ticket, now).unwrap_err(), Refusal::Busy { limit: 5, retry_after_secs: 1 });
+        assert!(b.admit(&ticket, now).is_err());
         assert_eq!(b.in_flight("kc_a").unwrap(), 5);
         held.pop();
-        assert!(b.admit(&ticket, t(0)).is_ok(), "released on drop, and that one again");
+        assert!(b.admit(&ticket, now).is_ok(), "released on drop, and that one again");
         drop(held);
         assert_eq!(a.in_flight("kc_a").unwrap(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Timestamps are floored seconds: a lease taken at "0" may really be 0.99 s old, so at "3"
+    /// a 3 s TTL has not passed yet (CI saw a live worker's slot counted free a second early).
+    #[test]
+    fn a_lease_is_never_reclaimed_before_a_full_ttl() {
+        let dir = std::env::temp_dir().join(format!("keycel-adm3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("shared.db");
+        let _ = std::fs::remove_file(&file);
+        let a = SqliteAdmission::open(&file, cfg(3)).unwrap();
+        let ticket = Ticket::new("kc_a", Some(1));
+        let lost = a.admit(&ticket, t(0)).unwrap();
+        std::mem::forget(lost);
+        lock(&a.shared.live).clear();
+        assert!(a.admit(&ticket, t(3)).is_err(), "reclaimed before a full TTL had passed");
+        assert!(a.admit(&ticket, t(4)).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `in_flight` is what a new admission would count: a lost row past its deadline is not,
+    /// even while no admission of the key has deleted it yet (CI saw "2 leases still in flight"
+    /// ten seconds after a SIGKILL with a 3 s TTL).
+    #[test]
+    fn in_flight_counts_only_live_leases() {
+        let dir = std::env::temp_dir().join(format!("keycel-adm4-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("shared.db");
+        let _ = std::fs::remove_file(&file);
+        let a = SqliteAdmission::open(&file, cfg(3)).unwrap();
+        let ticket = Ticket::new("kc_a", Some(5));
+        let long_ago = Timestamp::from_unix(crate::clock::now().unix() - 100).unwrap();
+        std::mem::forget(a.admit(&ticket, long_ago).unwrap());
+        lock(&a.shared.live).clear();
+        assert_eq!(a.in_flight("kc_a").unwrap(), 0);
+        let held = a.admit(&ticket, crate::clock::now()).unwrap();
+        assert_eq!(a.in_flight("kc_a").unwrap(), 1);
+        drop(held);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
