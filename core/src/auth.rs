@@ -258,7 +258,7 @@ impl Authenticator {
             }
         }
         #[cfg(not(feature = "std"))]
-        let _ = (user, now);
+        let _ = (record, user, now);
         AuthStep::Hash(HashWork::Verify { recognised: false })
     }
 

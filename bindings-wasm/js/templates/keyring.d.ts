@@ -1,5 +1,5 @@
 // Types of keycel's keyring over a host document store and of the management fetch handler.
-import type { ActorSpec, Authority, Engine, HashChoice, KeyRecord, KeySpec, TimeInput, UserRecord, UserRecordJson } from './web/keycel_wasm.js';
+import type { ActorSpec, Authority, Engine, HashChoice, KeyRecord, KeyRecordView, KeySpec, TimeInput, UserRecord, UserRecordJson } from './web/keycel_wasm.js';
 
 /** The collections keycel keeps documents in. */
 export type Collection = 'keys' | 'users' | 'retired';
@@ -41,28 +41,8 @@ export declare class DurableObjectDocumentStore implements DocumentStore {
   list(collection: Collection): Promise<string[]>;
 }
 
-/** A record's public form: every field but the hashes. */
-export interface KeyView {
-  schema: number;
-  id: string;
-  name: string;
-  description: string;
-  kind: 'api' | 'personal';
-  user: string | null;
-  role: string;
-  scopes: string[];
-  accounts: 'all' | string[];
-  active: boolean;
-  created_at: string;
-  updated_at: string;
-  expires_at: string | null;
-  rotated_at: string | null;
-  previous_secret_valid_until: string | null;
-  max_concurrent: number | null;
-  metadata: { [key: string]: string };
-  version: number;
-  [field: string]: unknown;
-}
+/** A record's public form: every field but the hashes (the WASM binding's `KeyRecordView`, one definition). */
+export type KeyView = KeyRecordView;
 
 /** A key created or rotated by a `Keyring`: the secret once, the record in its public form. */
 export interface RevealedKey {
