@@ -105,8 +105,14 @@ mod tests {
         let rl = rate_limit("rate_limit", &json!({"limit": 100, "per": "1m"})).unwrap();
         assert_eq!(rl, RateLimit::new(100, Duration::from_secs(60), 0).unwrap());
         assert_eq!(err(rate_limit("rate_limit", &json!({"limit": 1}))), ("rate_limit.per".into(), false));
-        assert_eq!(err(rate_limit("rate_limit", &json!({"limit": 0, "per": "1m"}))), ("rate_limit.limit".into(), false));
-        assert_eq!(err(rate_limit("rate_limit", &json!({"limit": 1, "per": "1m", "x": 1}))), ("rate_limit.x".into(), true));
+        assert_eq!(
+            err(rate_limit("rate_limit", &json!({"limit": 0, "per": "1m"}))),
+            ("rate_limit.limit".into(), false)
+        );
+        assert_eq!(
+            err(rate_limit("rate_limit", &json!({"limit": 1, "per": "1m", "x": 1}))),
+            ("rate_limit.x".into(), true)
+        );
         assert_eq!(
             err(rate_limit("rate_limit", &json!({"limit": 5_000_000_000u64, "per": "1m"}))),
             ("rate_limit.limit".into(), false)
