@@ -199,7 +199,7 @@ Examples:
   keycel key create --name 'alice laptop' --kind personal --user alice --role editor --expires-in 90d --json
   keycel key create --name metered --kind api --role reader --rate-limit 100/1m --burst 20 \\
       --credits 10000 --refill-amount 10000 --refill-interval 30d")]
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List keys (no secrets).
     List {
         /// Only this user's personal tokens.

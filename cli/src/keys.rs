@@ -136,7 +136,7 @@ fn parse_expiry(ctx: &Ctx, s: &str) -> Result<Option<Timestamp>, CliError> {
 
 pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
     let cmd = match cmd {
-        KeyCommand::Create(a) => return create(ctx, a),
+        KeyCommand::Create(a) => return create(ctx, *a),
         other => other,
     };
     let engine = ctx.engine()?;
