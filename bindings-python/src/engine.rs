@@ -62,6 +62,13 @@ impl Lookup for StoreLookup<'_> {
     }
 }
 
+/// Why `Engine.usage` has no answer.
+enum Usage {
+    NotFound,
+    Store(StoreError),
+    Admission(keycel::admission::AdmissionError),
+}
+
 /// A compiled policy with authentication, the verified-secret cache and per-key leases,
 /// over a store. Build it once per process and share it.
 #[pyclass(frozen, module = "keycel._keycel", name = "Engine")]
@@ -568,6 +575,25 @@ impl Engine {
     fn in_flight(&self, py: Python<'_>, key_id: &str) -> PyResult<usize> {
         let r = detached(py, || self.inner.admission().in_flight(key_id))?;
         r.map_err(|e| crate::admission::admission_error(&e))
+    }
+
+    /// Credits the key has left now (or at `now`), as the engine's admission counts them
+    /// (across processes with SQLite or Redis admission); `None` for an unmetered key.
+    /// Raises `NotFoundError` for an unknown key.
+    #[pyo3(signature = (key_id, *, now = None))]
+    fn usage(&self, py: Python<'_>, key_id: &str, now: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
+        let now = timestamp(now, "now")?;
+        let (engine, store) = (&self.inner, &self.store.store);
+        let r = detached(py, || match store.get_key(key_id) {
+            Ok(Some(record)) => engine.credits_left(&record, now).map_err(Usage::Admission),
+            Ok(None) => Err(Usage::NotFound),
+            Err(e) => Err(Usage::Store(e)),
+        })?;
+        r.map_err(|e| match e {
+            Usage::Admission(e) => crate::admission::admission_error(&e),
+            Usage::Store(e) => crate::errors::store_error(&e),
+            Usage::NotFound => crate::errors::not_found(key_id),
+        })
     }
 
     /// Where budgets are counted: `"local"` (this process) or `"sqlite"` (every process

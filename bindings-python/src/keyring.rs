@@ -200,8 +200,8 @@ impl Keyring {
 
     /// Creates a key; the returned `IssuedKey` shows its secret once.
     #[pyo3(signature = (name, *, role, kind = "api", user = None, description = "", scopes = None,
-        accounts = None, expires_in = None, max_concurrent = None, metadata = None, active = true,
-        actor = None, now = None))]
+        accounts = None, expires_in = None, max_concurrent = None, rate_limit = None, credits = None,
+        metadata = None, active = true, actor = None, now = None))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         &self,
@@ -215,11 +215,14 @@ impl Keyring {
         accounts: Option<&Bound<'_, PyAny>>,
         expires_in: Option<&Bound<'_, PyAny>>,
         max_concurrent: Option<u32>,
+        rate_limit: Option<&Bound<'_, PyAny>>,
+        credits: Option<&Bound<'_, PyAny>>,
         metadata: Option<&Bound<'_, PyAny>>,
         active: bool,
         actor: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<IssuedKey> {
+        let now = timestamp(now, "now")?;
         let kind = KeyKind::from_parts(kind, user.map(str::to_string))
             .map_err(|e| invalid_argument(&e.field, format!("{}: {}", e.field, e.message)))?;
         let new = NewKey {
@@ -235,8 +238,8 @@ impl Keyring {
                 .unwrap_or(keycel::AccountScope::All),
             expires_in: expires_in.filter(|e| !e.is_none()).map(|e| duration(e, "expires_in")).transpose()?,
             max_concurrent,
-            rate_limit: None,
-            credits: None,
+            rate_limit: rate_limit.filter(|r| !r.is_none()).map(crate::budget_args::rate_limit).transpose()?,
+            credits: credits.filter(|c| !c.is_none()).map(|c| crate::budget_args::credits(c, now)).transpose()?,
             metadata: metadata
                 .filter(|m| !m.is_none())
                 .map(|m| crate::convert::metadata(m, "metadata"))
@@ -245,7 +248,6 @@ impl Keyring {
             active,
         };
         let actor = self.actor(py, actor)?;
-        let now = timestamp(now, "now")?;
         let (record, issued) = self.run(py, move |k| k.create(&actor, new, now))?;
         IssuedKey::new(py, record, issued, &self.credentials)
     }

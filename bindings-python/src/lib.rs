@@ -2,6 +2,7 @@
 //! decision is made in core. The pure-Python package `keycel` wraps this module.
 
 mod admission;
+mod budget_args;
 mod convert;
 mod decision;
 mod engine;

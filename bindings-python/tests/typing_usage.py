@@ -27,6 +27,10 @@ def lifecycle() -> List[str]:
     stored: Dict[str, object] = rec.to_storage_dict()
     again = keycel.KeyRecord.from_storage_dict(stored)
     again = keycel.KeyRecord.from_storage_json(rec.to_storage_json())
+    metered = kr.create("metered", role="reader", rate_limit={"limit": 100, "per": "1m", "burst": 20},
+                        credits={"remaining": 1000, "refill": {"amount": 1000, "interval": timedelta(days=1)}})
+    kr.create("metered2", role="reader", rate_limit={"limit": 5, "per": 10}, credits=50)
+    left: Optional[int] = engine.usage(metered.client_id)
     forms = kr.create("svc2", role="reader").reveal()
     basic: str = forms["authorization_basic"]
     pair: Dict[str, str] = forms["headers"]
@@ -48,7 +52,7 @@ def lifecycle() -> List[str]:
     except keycel.KeycelError:
         pass
     return [token, str(exp), rotated.client_id, str(removed), again.id, str(status), body, *rules, basic, str(d),
-            str(pair), str(waited), str(rehashing.rehash_on_use), str(authority), str(roles), str(catalogue)]
+            str(pair), str(left), str(waited), str(rehashing.rehash_on_use), str(authority), str(roles), str(catalogue)]
 
 
 async def serve(engine: keycel.Engine, token: str) -> int:

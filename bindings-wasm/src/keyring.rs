@@ -306,7 +306,7 @@ impl KeyringSession {
         let view = |r: keycel::KeyRecord| r.to_public_value();
         match op {
             "create" => {
-                let new = need(args.spec, "spec")?.into_new_key()?;
+                let new = need(args.spec, "spec")?.into_new_key(now)?;
                 let (record, issued) = ring.create(&actor, new, now).map_err(ring_error)?;
                 Ok(self.revealed(record, issued))
             }

@@ -9,7 +9,7 @@ use crate::records::KeyRecord;
 use keycel::audit::MemoryAudit;
 use keycel::keyring::{Actor, Keyring, KeyringError, ManagementGuard, NewKey};
 use keycel::store::{MemoryStore, Store};
-use keycel::{AccountScope, CredentialConfig, HashParams, HashPolicy, KeyKind, Timestamp, TokenFormat};
+use keycel::{AccountScope, CredentialConfig, HashParams, HashPolicy, KeyKind, RecordError, Timestamp, TokenFormat};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -40,10 +40,29 @@ pub(crate) struct KeySpec {
     metadata: BTreeMap<String, String>,
     #[serde(default)]
     active: Option<bool>,
+    /// `{ limit, per: "1m", burst? }`, parsed by core's `budget::spec` (as `POST /keys`).
+    #[serde(default)]
+    rate_limit: Option<serde_json::Value>,
+    /// `{ remaining, refill?: { amount, interval } | null }`, granted at creation.
+    #[serde(default)]
+    credits: Option<serde_json::Value>,
 }
 
 impl KeySpec {
-    pub(crate) fn into_new_key(self) -> Result<NewKey, Error> {
+    /// The key to create at `now` (its credit grant's epoch). A budget value that does not
+    /// parse is an `invalid_record` error naming the field (`rate_limit.per`), before any write.
+    pub(crate) fn into_new_key(self, now: Timestamp) -> Result<NewKey, Error> {
+        let budget = |e: keycel::budget::spec::SpecError| Error::record(&RecordError::new(e.field, e.message));
+        let rate_limit = self
+            .rate_limit
+            .filter(|v| !v.is_null())
+            .map(|v| keycel::budget::spec::rate_limit("rate_limit", &v).map_err(budget))
+            .transpose()?;
+        let credits = self
+            .credits
+            .filter(|v| !v.is_null())
+            .map(|v| keycel::budget::spec::credits("credits", &v, now).map_err(budget))
+            .transpose()?;
         let kind = KeyKind::from_parts(self.kind.as_deref().unwrap_or("api"), self.user)
             .map_err(|e| Error::invalid_argument(format!("spec.{}: {}", e.field, e.message)))?;
         Ok(NewKey {
@@ -55,8 +74,8 @@ impl KeySpec {
             accounts: self.accounts.unwrap_or(AccountScope::All),
             expires_in: self.expires_in.map(|s| s.duration("spec.expiresIn")).transpose()?,
             max_concurrent: self.max_concurrent,
-            rate_limit: None,
-            credits: None,
+            rate_limit,
+            credits,
             metadata: self.metadata,
             active: self.active.unwrap_or(true),
         })
@@ -230,7 +249,7 @@ impl Issuer {
             None => self.format.clone(),
         };
         let hash = opts.hash.as_ref().map_or(Ok(self.hash), |h| h.policy(&self.hash))?;
-        let new = spec.into_new_key()?;
+        let new = spec.into_new_key(now)?;
         let (ring, audit) = self.keyring(format, hash)?;
         let actor = actor(opts.actor)?;
         if let Some(owner) = opts.owner {

@@ -197,6 +197,10 @@ export interface KeySpec {
   maxConcurrent?: number;
   metadata?: { [key: string]: string };
   active?: boolean;
+  /** Rate limit `{ limit, per: "1m", burst }` (default: the policy's, else none). */
+  rateLimit?: { limit: number; per: string; burst?: number } | null;
+  /** Usage credits granted at creation (default: unmetered). */
+  credits?: { remaining: number; refill?: { amount: number; interval: string } | null } | null;
 }
 
 export interface IssueOptions {

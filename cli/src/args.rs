@@ -162,6 +162,22 @@ pub struct CreateArgs {
     /// In-flight request limit for this key (default: the policy's, 5).
     #[arg(long)]
     pub max_concurrent: Option<u32>,
+    /// Rate limit `LIMIT/PER`: 100/1m is 100 requests a minute (as `key set-rate-limit
+    /// --limit 100 --per 1m`); default: the policy's `[defaults.rate_limit]`, else none.
+    #[arg(long, value_name = "LIMIT/PER")]
+    pub rate_limit: Option<String>,
+    /// Extra requests at once on top of --rate-limit (default 0).
+    #[arg(long, requires = "rate_limit")]
+    pub burst: Option<u32>,
+    /// Usage credits granted now (as `key set-credits --remaining`); default: unmetered.
+    #[arg(long)]
+    pub credits: Option<u64>,
+    /// Credits at the start of each refill interval (with --credits and --refill-interval).
+    #[arg(long, requires_all = ["credits", "refill_interval"])]
+    pub refill_amount: Option<u64>,
+    /// The refill interval (`1d`, `1h`; with --refill-amount).
+    #[arg(long, requires = "refill_amount")]
+    pub refill_interval: Option<String>,
     /// Free text.
     #[arg(long, default_value = "")]
     pub description: String,
@@ -180,8 +196,10 @@ pub enum KeyCommand {
 Examples:
   keycel key create --name Production --kind api --role admin
   keycel key create --name reporting --kind api --role reader --scope api.read --accounts acc_1,acc_2 --max-concurrent 5
-  keycel key create --name 'alice laptop' --kind personal --user alice --role editor --expires-in 90d --json")]
-    Create(CreateArgs),
+  keycel key create --name 'alice laptop' --kind personal --user alice --role editor --expires-in 90d --json
+  keycel key create --name metered --kind api --role reader --rate-limit 100/1m --burst 20 \\
+      --credits 10000 --refill-amount 10000 --refill-interval 30d")]
+    Create(Box<CreateArgs>),
     /// List keys (no secrets).
     List {
         /// Only this user's personal tokens.

@@ -5,7 +5,7 @@
 
 use crate::error::CliError;
 use keycel::admission::{Admission, SqliteAdmission};
-use keycel::budget::{format_duration, RateLimit, Refill};
+use keycel::budget::{format_duration, CreditGrant, RateLimit, Refill};
 use keycel::limiter::LimiterConfig;
 use keycel::record::KeyRecord;
 use keycel::time::{Duration, Timestamp};
@@ -54,6 +54,40 @@ pub fn credits(
         _ => return Err(CliError::invalid("--refill-amount and --refill-interval go together")),
     };
     Ok((Some(remaining), refill))
+}
+
+/// `key create --rate-limit LIMIT/PER [--burst B]`: the same check as `set-rate-limit`.
+pub fn rate_limit_flag(spec: Option<&str>, burst: Option<u32>) -> Result<Option<RateLimit>, CliError> {
+    let Some(spec) = spec else { return Ok(None) };
+    let (limit, per) = spec
+        .split_once('/')
+        .ok_or_else(|| CliError::invalid(format!("--rate-limit {spec:?}: expected LIMIT/PER, e.g. 100/1m")))?;
+    let limit = limit
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| CliError::invalid(format!("--rate-limit {spec:?}: the limit must be a whole number")))?;
+    RateLimit::new(limit, duration("--rate-limit", per.trim())?, burst.unwrap_or(0)).map(Some).map_err(|e| {
+        let flag = if e.field.ends_with("burst") { "--burst" } else { "--rate-limit" };
+        CliError::invalid(format!("{flag}: {}", e.message))
+    })
+}
+
+/// `key create --credits N [--refill-amount A --refill-interval 1d]`: the same check as
+/// `set-credits`; the keyring dates the grant at the key's creation.
+pub fn credits_flag(
+    remaining: Option<u64>,
+    amount: Option<u64>,
+    interval: Option<&str>,
+    now: Timestamp,
+) -> Result<Option<CreditGrant>, CliError> {
+    if remaining.is_none() {
+        if amount.is_some() || interval.is_some() {
+            return Err(CliError::invalid("--refill-amount and --refill-interval need --credits"));
+        }
+        return Ok(None);
+    }
+    let (remaining, refill) = credits(remaining, amount, interval, false)?;
+    Ok(remaining.map(|remaining| CreditGrant { remaining, refill, set_at: now }))
 }
 
 /// The admission backend of a SQLite store file (`None` for PostgreSQL).

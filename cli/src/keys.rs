@@ -110,8 +110,8 @@ fn create(ctx: &Ctx, a: CreateArgs) -> Result<(), CliError> {
         accounts: parse_accounts(&a.accounts)?,
         expires_in: a.expires_in.as_deref().map(|s| parse_duration("--expires-in", s)).transpose()?,
         max_concurrent: a.max_concurrent,
-        rate_limit: None,
-        credits: None,
+        rate_limit: crate::budgets::rate_limit_flag(a.rate_limit.as_deref(), a.burst)?,
+        credits: crate::budgets::credits_flag(a.credits, a.refill_amount, a.refill_interval.as_deref(), ctx.now)?,
         metadata: parse_metadata(&a.metadata)?,
         active: !a.inactive,
     };
@@ -136,7 +136,7 @@ fn parse_expiry(ctx: &Ctx, s: &str) -> Result<Option<Timestamp>, CliError> {
 
 pub fn run_key(ctx: &Ctx, cmd: KeyCommand) -> Result<(), CliError> {
     let cmd = match cmd {
-        KeyCommand::Create(a) => return create(ctx, a),
+        KeyCommand::Create(a) => return create(ctx, *a),
         other => other,
     };
     let engine = ctx.engine()?;

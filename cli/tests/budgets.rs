@@ -61,7 +61,9 @@ fn set_rate_limit_and_credits_then_show_remaining() {
     let grant: CreditGrant = serde_json::from_value(v["credits"].clone()).unwrap();
     let adm = SqliteAdmission::open(env.db(), LimiterConfig::default()).unwrap();
     let now = Timestamp::parse_rfc3339(NOW).unwrap();
-    let held = adm.admit(&Ticket { credits: Some(grant), cost: 3, ..Ticket::new(&id, None) }, now).unwrap();
+    drop(adm.admit(&Ticket { credits: Some(grant), cost: 3, ..Ticket::new(&id, None) }, now).unwrap());
+    // A lease held now (in flight counts live leases by the wall clock, not KEYCEL_NOW).
+    let held = adm.admit(&Ticket::new(&id, None), keycel::clock::now()).unwrap();
 
     let show = env.json(&["key", "show", &id]);
     assert_eq!(show["budget"]["credits_remaining"], 7);
@@ -107,4 +109,80 @@ fn bad_budget_values_are_refused_with_the_flag_named() {
     }
     let show = env.json(&["key", "show", &id]);
     assert!(show.get("rate_limit").is_none() && show.get("credits").is_none(), "nothing half-applied");
+}
+
+/// `key create` takes the budget with the key: one write, the same values `set-rate-limit`
+/// and `set-credits` take, and `key show` counts the credits from the start.
+#[test]
+fn create_with_rate_limit_and_credits_in_one_step() {
+    let env = Env::new();
+    let v = env.json(&[
+        "key",
+        "create",
+        "--name",
+        "metered",
+        "--kind",
+        "api",
+        "--role",
+        "reader",
+        "--rate-limit",
+        "100/1m",
+        "--burst",
+        "20",
+        "--credits",
+        "10000",
+        "--refill-amount",
+        "500",
+        "--refill-interval",
+        "1d",
+    ]);
+    assert_eq!(v["key"]["rate_limit"], serde_json::json!({"limit": 100, "per": "1m", "burst": 20}));
+    assert_eq!(v["key"]["credits"]["remaining"], 10000);
+    assert_eq!(v["key"]["credits"]["refill"], serde_json::json!({"amount": 500, "interval": "1d"}));
+    assert_eq!(v["key"]["credits"]["set_at"], NOW);
+    assert_eq!(v["key"]["version"], 1, "created with its budget in one write");
+    let id = v["client_id"].as_str().unwrap().to_string();
+
+    let grant: CreditGrant = serde_json::from_value(v["key"]["credits"].clone()).unwrap();
+    let adm = SqliteAdmission::open(env.db(), LimiterConfig::default()).unwrap();
+    let now = Timestamp::parse_rfc3339(NOW).unwrap();
+    drop(adm.admit(&Ticket { credits: Some(grant), cost: 4, ..Ticket::new(&id, None) }, now).unwrap());
+    let show = env.json(&["key", "show", &id]);
+    assert_eq!(show["budget"]["credits_remaining"], 9996);
+    assert_eq!(show["budget"]["rate_limit"]["burst"], 20);
+
+    // Credits alone, no refill; a rate limit alone, burst 0.
+    let v = env.json(&["key", "create", "--name", "c", "--kind", "api", "--role", "reader", "--credits", "3"]);
+    assert_eq!(v["key"]["credits"]["refill"], Value::Null);
+    assert!(v["key"].get("rate_limit").is_none());
+    let v = env.json(&["key", "create", "--name", "r", "--kind", "api", "--role", "reader", "--rate-limit", "5/10s"]);
+    assert_eq!(v["key"]["rate_limit"], serde_json::json!({"limit": 5, "per": "10s", "burst": 0}));
+    assert!(v["key"].get("credits").is_none());
+}
+
+#[test]
+fn create_with_a_bad_budget_creates_nothing() {
+    let env = Env::new();
+    let base = ["key", "create", "--name", "svc", "--kind", "api", "--role", "reader"];
+    for (extra, needle) in [
+        (vec!["--rate-limit", "100"], "LIMIT/PER"),
+        (vec!["--rate-limit", "x/1m"], "whole number"),
+        (vec!["--rate-limit", "0/1m"], "--rate-limit"),
+        (vec!["--rate-limit", "5/0s"], "--rate-limit"),
+        (vec!["--rate-limit", "5/soon"], "--rate-limit"),
+        (vec!["--rate-limit", "5/1m", "--burst", "2000000"], "--burst"),
+        (vec!["--burst", "3"], "--rate-limit"),
+        (vec!["--credits", "5", "--refill-amount", "0", "--refill-interval", "1d"], "refill"),
+        (vec!["--credits", "5", "--refill-amount", "3"], "refill-interval"),
+        (vec!["--refill-amount", "3", "--refill-interval", "1d"], "--credits"),
+        (vec!["--credits", "5", "--refill-amount", "3", "--refill-interval", "1y"], "--refill-interval"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(extra.iter().copied());
+        let out = env.cmd(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    assert_eq!(env.json(&["key", "list"]).as_array().map(Vec::len), Some(0), "no key without its budget");
 }

@@ -4,6 +4,8 @@
 //! period arithmetic is here so a backend in any language (the Redis Lua script) can mirror
 //! one definition.
 
+pub mod spec;
+
 use crate::record::RecordError;
 use crate::time::{Duration, Timestamp};
 use alloc::format;

@@ -243,6 +243,16 @@ impl Engine {
         &self.admission
     }
 
+    /// Credits a key has left at `now`, as this engine's admission counts them (process-local,
+    /// SQLite or Redis); `None` for an unmetered key. What a binding's `usage` reads.
+    pub fn credits_left(
+        &self,
+        record: &KeyRecord,
+        now: crate::time::Timestamp,
+    ) -> Result<Option<u64>, crate::admission::AdmissionError> {
+        record.credits.as_ref().map(|g| self.admission.usage(record.id.as_str(), g, now)).transpose()
+    }
+
     /// The default policy with default settings.
     pub fn default_policy() -> Result<Self, EngineError> {
         Self::new(PolicySet::default_policy()?)

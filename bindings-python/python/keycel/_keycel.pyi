@@ -46,6 +46,27 @@ AdmissionArg = Union[str, "RedisAdmission", None]
 ActorArg = Union[str, "KeyRecord", "Decision", None]
 """None (the keyring's operator), an operator name, a KeyRecord, or an allowed Decision."""
 
+class _RateLimitBase(TypedDict):
+    limit: int
+    per: DurationLike
+
+class RateLimitSpec(_RateLimitBase, total=False):
+    """`Keyring.create(rate_limit=...)`: `limit` requests per `per`, `burst` more at once."""
+
+    burst: int
+
+class RefillSpec(TypedDict):
+    amount: int
+    interval: DurationLike
+
+class _CreditsBase(TypedDict):
+    remaining: int
+
+class CreditsSpec(_CreditsBase, total=False):
+    """`Keyring.create(credits=...)`: credits granted now, refilled to `amount` every `interval`."""
+
+    refill: Optional[RefillSpec]
+
 _T = TypeVar("_T")
 
 class _Ready(Generic[_T]):
@@ -322,6 +343,8 @@ class Keyring:
         accounts: Optional[AccountsArg] = None,
         expires_in: Optional[DurationLike] = None,
         max_concurrent: Optional[int] = None,
+        rate_limit: Optional[RateLimitSpec] = None,
+        credits: Union[int, CreditsSpec, None] = None,
         metadata: Optional[Mapping[str, str]] = None,
         active: bool = True,
         actor: ActorArg = None,
@@ -516,6 +539,8 @@ class Engine:
         """The scope catalogue: scope -> description."""
     def not_found_body(self) -> str: ...
     def in_flight(self, key_id: str) -> int: ...
+    def usage(self, key_id: str, *, now: Optional[TimeLike] = None) -> Optional[int]:
+        """Credits the key has left, as the engine's admission counts them; None: unmetered."""
     def clear_cache(self) -> None: ...
     def keyring(
         self,

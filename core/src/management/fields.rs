@@ -3,7 +3,7 @@
 //! checked), and the OpenAPI document is generated from the same lists.
 
 use super::answer::{code, ApiError};
-use crate::budget::{CreditGrant, RateLimit, Refill};
+use crate::budget::{CreditGrant, RateLimit};
 use crate::record::AccountScope;
 use crate::time::{Duration, Timestamp};
 use serde_json::{Map, Value};
@@ -253,42 +253,15 @@ impl Body {
     }
 
     /// A rate-limit field (`{"limit": 100, "per": "1m", "burst": 20}`); errors name the
-    /// inner field (`rate_limit.per`).
+    /// inner field (`rate_limit.per`). Parsed by [`crate::budget::spec`], as the bindings do.
     pub fn rate_limit(&self, name: &str) -> Result<Option<RateLimit>, ApiError> {
-        let Some(v) = self.value(name) else { return Ok(None) };
-        let o = strict_object(name, v, &["limit", "per", "burst"])?;
-        let limit = inner_u64(name, o, "limit", true)?.unwrap_or_default();
-        let per = inner_str(name, o, "per", true)?.unwrap_or_default();
-        let per = Duration::parse(per).map_err(|e| ApiError::invalid(&format!("{name}.per"), e.0))?;
-        let burst = inner_u64(name, o, "burst", false)?.unwrap_or(0);
-        let small =
-            |n: u64, f: &str| u32::try_from(n).map_err(|_| ApiError::invalid(&format!("{name}.{f}"), "too large"));
-        RateLimit::new(small(limit, "limit")?, per, small(burst, "burst")?)
-            .map(Some)
-            .map_err(|e| ApiError::invalid(&e.field, e.message))
+        self.value(name).map(|v| crate::budget::spec::rate_limit(name, v).map_err(spec_error)).transpose()
     }
 
     /// A credits field (`{"remaining": 1000, "refill": {"amount": 1000, "interval": "1d"}}`),
     /// granted from `now` (a new count); errors name the inner field.
     pub fn credits(&self, name: &str, now: Timestamp) -> Result<Option<CreditGrant>, ApiError> {
-        let Some(v) = self.value(name) else { return Ok(None) };
-        let o = strict_object(name, v, &["remaining", "refill"])?;
-        let remaining = inner_u64(name, o, "remaining", true)?.unwrap_or_default();
-        let refill = match o.get("refill") {
-            None | Some(Value::Null) => None,
-            Some(r) => {
-                let field = format!("{name}.refill");
-                let r = strict_object(&field, r, &["amount", "interval"])?;
-                let amount = inner_u64(&field, r, "amount", true)?.unwrap_or_default();
-                let interval = inner_str(&field, r, "interval", true)?.unwrap_or_default();
-                let interval =
-                    Duration::parse(interval).map_err(|e| ApiError::invalid(&format!("{field}.interval"), e.0))?;
-                Some(Refill { amount, interval })
-            }
-        };
-        let grant = CreditGrant { remaining, refill, set_at: now };
-        grant.validate().map_err(|e| ApiError::invalid(&e.field, e.message))?;
-        Ok(Some(grant))
+        self.value(name).map(|v| crate::budget::spec::credits(name, v, now).map_err(spec_error)).transpose()
     }
 
     /// An instant field.
@@ -309,40 +282,11 @@ impl Body {
 }
 
 /// An object with only the `allowed` keys (an unknown one is named `outer.key`).
-fn strict_object<'v>(name: &str, v: &'v Value, allowed: &[&str]) -> Result<&'v Map<String, Value>, ApiError> {
-    let o = v.as_object().ok_or_else(|| ApiError::invalid(name, format!("`{name}` must be an object")))?;
-    if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
-        let field = format!("{name}.{k}");
-        return Err(ApiError::field(
-            422,
-            code::UNKNOWN_FIELD,
-            &field,
-            format!("`{field}` is not a field of this request"),
-        ));
-    }
-    Ok(o)
-}
-
-fn inner_u64(name: &str, o: &Map<String, Value>, key: &str, required: bool) -> Result<Option<u64>, ApiError> {
-    match o.get(key) {
-        None if !required => Ok(None),
-        Some(v) => {
-            v.as_u64().map(Some).ok_or_else(|| ApiError::invalid(&format!("{name}.{key}"), "must be a whole number"))
-        }
-        None => Err(ApiError::invalid(&format!("{name}.{key}"), "is required")),
-    }
-}
-
-fn inner_str<'v>(
-    name: &str,
-    o: &'v Map<String, Value>,
-    key: &str,
-    required: bool,
-) -> Result<Option<&'v str>, ApiError> {
-    match o.get(key) {
-        None if !required => Ok(None),
-        Some(v) => v.as_str().map(Some).ok_or_else(|| ApiError::invalid(&format!("{name}.{key}"), "must be a string")),
-        None => Err(ApiError::invalid(&format!("{name}.{key}"), "is required")),
+fn spec_error(e: crate::budget::spec::SpecError) -> ApiError {
+    if e.unknown_field {
+        ApiError::field(422, code::UNKNOWN_FIELD, &e.field, e.message)
+    } else {
+        ApiError::invalid(&e.field, e.message)
     }
 }
 
