@@ -2,8 +2,9 @@
 //! shares a Redis server.
 //!
 //! - **One round trip per allowed request**: a Lua script (loaded once, run by its SHA with
-//!   `EVALSHA`, reloaded when Redis answers `NOSCRIPT` after a restart) reclaims the key's lost
-//!   leases, counts, and takes a slot atomically, every check before any write.
+//!   `EVALSHA`, reloaded when Redis answers `NOSCRIPT` after a restart) counts and takes a slot
+//!   atomically, every check before any write, reclaiming the key's lost leases once its set
+//!   looks full. The request is one packed write ([`wire`]) on a `TCP_NODELAY` socket.
 //! - **Redis's clock** (`TIME` inside the script): worker clock skew does not matter.
 //! - **Redis Cluster**: every key's state is named `{keycel:<key id>}:...` (hash-tagged: one
 //!   slot per key): `:leases` (sorted set), `:rate` (GCRA time), `:credits` (hash).
