@@ -1,7 +1,9 @@
 //! Admission cost per backend in ONE run (issue 13): today's lease, process-local, SQLite and
 //! Redis admission, and the whole `authorize` (headers, cache hit, default policy) with each,
 //! beside the loopback round trip (`PING`) to the same Redis, so the Redis figure can be read
-//! as "round trips + overhead" (target: admit ≤ one round trip + 10 µs).
+//! as "round trips + overhead" (target: admit ≤ one round trip + 10 µs), and the `EVALSHA`
+//! of an empty script (the floor of any script); Redis's own server-side time per call
+//! (`INFO commandstats`) is printed on stderr.
 //!
 //! `cargo bench -p keycel-redis --bench admission`; then `backends/redis/benches/medians.py`
 //! prints the medians and ratios. Starts Debian's `redis-server` on 127.0.0.1 (free port, no
@@ -74,10 +76,17 @@ fn benches(c: &mut Criterion) {
     let limiter = Limiter::default();
     let t = ticket("kc_0123456789abcdef");
     drop(redis.admit(&t, now).unwrap()); // script loaded, connection pooled
-    let mut ping = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    let info = keycel_redis::connection_info(&url).unwrap();
+    let mut ping = redis::Client::open(info).unwrap().get_connection().unwrap();
+    let empty: String = redis::cmd("SCRIPT").arg("LOAD").arg("return 1").query(&mut ping).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut ping).unwrap();
 
     let mut g = c.benchmark_group("admission");
     g.bench_function("redis_ping_round_trip", |b| b.iter(|| redis::cmd("PING").query::<String>(&mut ping).unwrap()));
+    // The floor of any script: `EVALSHA` of `return 1` on the same kind of connection.
+    g.bench_function("redis_evalsha_empty_script", |b| {
+        b.iter(|| redis::cmd("EVALSHA").arg(&empty).arg(0).query::<i64>(&mut ping).unwrap())
+    });
     g.bench_function("lease_limiter_only", |b| {
         b.iter(|| drop(limiter.acquire_configured(black_box("kc_0123456789abcdef"), None, now).unwrap()))
     });
@@ -99,6 +108,22 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("redis_admit_release", |b| b.iter(|| drop(redis.admit(black_box(&t), now).unwrap())));
     g.finish();
+    // Server-side time per command (Redis's own `INFO commandstats`, both scripts together:
+    // the empty one's figure comes from a RESETSTAT below).
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut ping).unwrap();
+    for _ in 0..20_000 {
+        let _: i64 = redis::cmd("EVALSHA").arg(&empty).arg(0).query(&mut ping).unwrap();
+    }
+    let empty_usec = usec_per_call(&mut ping, "evalsha");
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut ping).unwrap();
+    for _ in 0..20_000 {
+        drop(redis.admit(&t, now).unwrap());
+    }
+    eprintln!(
+        "server-side usec_per_call: evalsha (admit script) {}, evalsha (empty script) {empty_usec}, zrem {}, ping n/a",
+        usec_per_call(&mut ping, "evalsha"),
+        usec_per_call(&mut ping, "zrem"),
+    );
 
     let store = Arc::new(MemoryStore::new());
     let ring = Keyring::new(store.clone()).with_hash(HashPolicy::with_params(HashParams::EDGE).unwrap()).unwrap();
@@ -119,6 +144,13 @@ fn benches(c: &mut Criterion) {
     g.finish();
     drop(engines);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `usec_per_call` of `command` in `INFO commandstats`.
+fn usec_per_call(c: &mut redis::Connection, command: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(c).unwrap();
+    let line = info.lines().find(|l| l.starts_with(&format!("cmdstat_{command}:"))).unwrap_or("");
+    line.split(',').find_map(|f| f.strip_prefix("usec_per_call=")).unwrap_or("?").to_string()
 }
 
 criterion_group! {

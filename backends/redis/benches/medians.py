@@ -20,7 +20,7 @@ for name, ns in med.items():
     print(f"{name:55s} {show(ns)}")
 rtt = med.get("admission/redis_ping_round_trip")
 if rtt:
-    for name in ("admission/redis_admit", "admission/redis_admit_release", "authorize_cached_with_admission/redis"):
+    for name in ("admission/redis_evalsha_empty_script", "admission/redis_admit", "admission/redis_admit_release", "authorize_cached_with_admission/redis"):
         if name in med:
             over = med[name] - rtt
             print(f"{name}: {med[name] / rtt:.2f}x the round trip; round trip + {show(over)}")

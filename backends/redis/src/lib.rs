@@ -2,8 +2,9 @@
 //! shares a Redis server.
 //!
 //! - **One round trip per allowed request**: a Lua script (loaded once, run by its SHA with
-//!   `EVALSHA`, reloaded when Redis answers `NOSCRIPT` after a restart) reclaims the key's lost
-//!   leases, counts, and takes a slot atomically, every check before any write.
+//!   `EVALSHA`, reloaded when Redis answers `NOSCRIPT` after a restart) counts and takes a slot
+//!   atomically, every check before any write, reclaiming the key's lost leases once its set
+//!   looks full. The request is one packed write ([`wire`]) on a `TCP_NODELAY` socket.
 //! - **Redis's clock** (`TIME` inside the script): worker clock skew does not matter.
 //! - **Redis Cluster**: every key's state is named `{keycel:<key id>}:...` (hash-tagged: one
 //!   slot per key): `:leases` (sorted set), `:rate` (GCRA time), `:credits` (hash).
@@ -32,6 +33,7 @@ use std::time::Duration as StdDuration;
 
 pub mod floor;
 pub mod script;
+pub mod wire;
 
 const BACKEND: &str = "redis";
 const SCRIPT: &str = include_str!("script.lua");
@@ -40,6 +42,15 @@ const POOL_MAX_IDLE: usize = 16;
 /// The admission script (`src/script.lua`; its arguments: [`script`]).
 pub fn script() -> redis::Script {
     redis::Script::new(SCRIPT)
+}
+
+/// The client's connection settings for `url`: `TCP_NODELAY` on (redis-rs leaves Nagle's
+/// algorithm on, which can hold a request's last segment back for the peer's delayed ACK).
+pub fn connection_info(url: &str) -> Result<redis::ConnectionInfo, AdmissionError> {
+    use redis::IntoConnectionInfo;
+    let info = url.into_connection_info().map_err(|e| AdmissionError { backend: BACKEND, detail: e.to_string() })?;
+    let tcp = info.tcp_settings().clone().set_nodelay(true);
+    Ok(info.set_tcp_settings(tcp))
 }
 
 /// What the engine does when Redis cannot answer.
@@ -109,7 +120,8 @@ impl RedisConfig {
 struct Shared {
     client: redis::Client,
     pool: Mutex<Vec<redis::Connection>>,
-    script: redis::Script,
+    /// The script's SHA1 (hex), packed into every request.
+    sha: String,
     config: RedisConfig,
     /// Leases this process holds: (key id, member), renewed by the keeper thread.
     live: Mutex<std::collections::HashMap<u64, (Arc<str>, String)>>,
@@ -150,7 +162,7 @@ impl RedisAdmission {
     /// Connects lazily: a Redis that is down now is used once it is up (meanwhile the fail
     /// mode applies). Fails only for an invalid URL.
     pub fn new(config: RedisConfig) -> Result<Self, AdmissionError> {
-        let client = redis::Client::open(config.url.as_str())
+        let client = redis::Client::open(connection_info(&config.url)?)
             .map_err(|e| AdmissionError { backend: BACKEND, detail: e.to_string() })?;
         let mut seed = [0u8; 8];
         // Distinct per process even when pids repeat across machines.
@@ -160,7 +172,7 @@ impl RedisAdmission {
         let shared = Arc::new(Shared {
             client,
             pool: Mutex::new(Vec::new()),
-            script: redis::Script::new(SCRIPT),
+            sha: script().get_hash().to_string(),
             config,
             live: Mutex::new(std::collections::HashMap::new()),
             prefix,
@@ -225,18 +237,11 @@ impl Shared {
         r
     }
 
-    /// `EVALSHA`, and on `NOSCRIPT` (a restarted Redis) `SCRIPT LOAD` + retry: redis-rs's
-    /// `Script::invoke` does exactly this.
-    fn run(&self, key_id: &str, fill: impl Fn(&mut redis::ScriptInvocation<'_>)) -> redis::RedisResult<redis::Value> {
-        let keys = script::keys(key_id);
-        self.with(|c| {
-            let mut inv = self.script.prepare_invoke();
-            for k in &keys {
-                inv.key(k);
-            }
-            fill(&mut inv);
-            inv.invoke::<redis::Value>(c)
-        })
+    /// `EVALSHA` (one packed write, see [`wire`]), and on `NOSCRIPT` (a restarted Redis)
+    /// `SCRIPT LOAD` + retry.
+    fn run(&self, key_id: &str, argv: &[script::Arg<'_>]) -> redis::RedisResult<redis::Value> {
+        let packed = wire::pack(&self.sha, key_id, argv);
+        self.with(|c| wire::call(c, &packed, SCRIPT))
     }
 
     /// A grant as the script takes it, with this process's floor for it.
@@ -255,12 +260,7 @@ impl Shared {
 
     fn renew(&self, key_id: &str, member: &str) -> bool {
         let ttl = self.ttl_ms();
-        matches!(
-            self.run(key_id, |inv| {
-                inv.arg("renew").arg(ttl).arg(member);
-            }),
-            Ok(redis::Value::Int(1))
-        )
+        matches!(self.run(key_id, &script::renew_argv(ttl, member)), Ok(redis::Value::Int(1)))
     }
 
     fn renew_live(&self) -> Result<usize, AdmissionError> {
@@ -269,9 +269,7 @@ impl Shared {
         let mut n = 0;
         for (key_id, member) in leases {
             let r = self
-                .run(&key_id, |inv| {
-                    inv.arg("renew").arg(ttl).arg(&member);
-                })
+                .run(&key_id, &script::renew_argv(ttl, &member))
                 .map_err(|e| AdmissionError { backend: BACKEND, detail: e.to_string() })?;
             if matches!(r, redis::Value::Int(1)) {
                 n += 1;
@@ -314,7 +312,7 @@ impl Admission for RedisAdmission {
             rate: ticket.rate.map(|r| (r.interval_ms(), r.tolerance_ms())),
             credits: ticket.credits.map(|g| s.grant_args(ticket.key_id, &g)),
         };
-        let reply = match s.run(ticket.key_id, |inv| script::admit_args(inv, &args)) {
+        let reply = match s.run(ticket.key_id, &script::admit_argv(&args)) {
             Ok(v) => script::parse_admit(&v)
                 .ok_or_else(|| Refusal::Unavailable { backend: BACKEND, detail: format!("unexpected reply {v:?}") })?,
             Err(e) => {
@@ -364,7 +362,7 @@ impl Admission for RedisAdmission {
         let args = self.shared.grant_args(key_id, grant);
         let v = self
             .shared
-            .run(key_id, |inv| script::usage_args(inv, &args))
+            .run(key_id, &script::usage_argv(&args))
             .map_err(|e| AdmissionError { backend: BACKEND, detail: e.to_string() })?;
         let (remaining, used, period) = script::parse_usage(&v)
             .ok_or_else(|| AdmissionError { backend: BACKEND, detail: format!("unexpected reply {v:?}") })?;

@@ -78,10 +78,15 @@ end
 -- admit. 1: concurrency.
 local limit = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+-- O(1) when the key has room: lost leases (deadline passed) are reclaimed only when the set
+-- looks full, so it never holds more than `limit` members and a refusal counts live ones only.
 local held = redis.call('ZCARD', KEYS[1])
 if held >= limit then
-  return {0, 'busy', held}
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  held = redis.call('ZCARD', KEYS[1])
+  if held >= limit then
+    return {0, 'busy', held}
+  end
 end
 local cost = tonumber(ARGV[5])
 

@@ -29,13 +29,36 @@ pub struct GrantArgs {
 pub const MAX_EXACT: u64 = (1 << 53) - 1;
 
 impl GrantArgs {
-    fn push(&self, inv: &mut redis::ScriptInvocation<'_>) {
-        inv.arg(self.first.min(MAX_EXACT))
-            .arg(self.amount.min(MAX_EXACT))
-            .arg(self.interval_ms)
-            .arg(self.epoch_ms)
-            .arg(self.floor_period)
-            .arg(self.floor_used.min(MAX_EXACT));
+    fn argv(&self) -> [Arg<'static>; 6] {
+        [
+            Arg::Int(exact(self.first)),
+            Arg::Int(exact(self.amount)),
+            Arg::Int(self.interval_ms),
+            Arg::Int(self.epoch_ms),
+            Arg::Int(self.floor_period),
+            Arg::Int(exact(self.floor_used)),
+        ]
+    }
+}
+
+/// `n` capped at [`MAX_EXACT`] (fits an `i64`).
+fn exact(n: u64) -> i64 {
+    i64::try_from(n.min(MAX_EXACT)).unwrap_or(0)
+}
+
+/// One script argument (`ARGV[i]`), as the request packer ([`crate::wire`]) writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg<'a> {
+    Str(&'a str),
+    Int(i64),
+}
+
+fn fill(inv: &mut redis::ScriptInvocation<'_>, argv: &[Arg<'_>]) {
+    for a in argv {
+        match a {
+            Arg::Str(s) => inv.arg(*s),
+            Arg::Int(i) => inv.arg(*i),
+        };
     }
 }
 
@@ -52,29 +75,57 @@ pub struct AdmitArgs<'a> {
     pub credits: Option<GrantArgs>,
 }
 
-/// Fills `inv` for an admit.
-pub fn admit_args(inv: &mut redis::ScriptInvocation<'_>, a: &AdmitArgs<'_>) {
+/// The arguments of an admit (the order `script.lua` reads them in).
+pub fn admit_argv<'a>(a: &AdmitArgs<'a>) -> [Arg<'a>; 13] {
     let (interval, tolerance) = a.rate.unwrap_or((0, 0));
-    inv.arg("admit").arg(a.limit).arg(a.ttl_ms).arg(a.member).arg(a.cost).arg(interval).arg(tolerance);
-    match &a.credits {
-        Some(g) => g.push(inv),
-        None => {
-            inv.arg("-").arg(0).arg(0).arg(0).arg(0).arg(0);
-        }
-    }
+    let [g1, g2, g3, g4, g5, g6] = match &a.credits {
+        Some(g) => g.argv(),
+        None => [Arg::Str("-"), Arg::Int(0), Arg::Int(0), Arg::Int(0), Arg::Int(0), Arg::Int(0)],
+    };
+    [
+        Arg::Str("admit"),
+        Arg::Int(i64::from(a.limit)),
+        Arg::Int(a.ttl_ms),
+        Arg::Str(a.member),
+        Arg::Int(i64::from(a.cost)),
+        Arg::Int(interval),
+        Arg::Int(tolerance),
+        g1,
+        g2,
+        g3,
+        g4,
+        g5,
+        g6,
+    ]
+}
+
+/// The arguments of a usage read.
+pub fn usage_argv(g: &GrantArgs) -> [Arg<'static>; 7] {
+    let [g1, g2, g3, g4, g5, g6] = g.argv();
+    [Arg::Str("usage"), g1, g2, g3, g4, g5, g6]
+}
+
+/// The arguments of a lease renewal.
+pub fn renew_argv(ttl_ms: i64, member: &str) -> [Arg<'_>; 3] {
+    [Arg::Str("renew"), Arg::Int(ttl_ms), Arg::Str(member)]
+}
+
+/// Fills `inv` for an admit (redis-rs's own invocation; the backend packs with [`crate::wire`]).
+pub fn admit_args(inv: &mut redis::ScriptInvocation<'_>, a: &AdmitArgs<'_>) {
+    fill(inv, &admit_argv(a));
 }
 
 /// Fills `inv` for a usage read.
 pub fn usage_args(inv: &mut redis::ScriptInvocation<'_>, g: &GrantArgs) {
-    inv.arg("usage");
-    g.push(inv);
+    fill(inv, &usage_argv(g));
 }
 
 /// The script's answer to an admit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Admitted {
-        /// Leases of the key now held (this one included).
+        /// Members of the key's lease set now (this one included; lost leases are reclaimed
+        /// only once the set is full, so this can count some until then).
         held: i64,
         /// Cost-1 requests that would still conform now; `None`: no rate limit.
         rate_remaining: Option<u64>,

@@ -114,3 +114,25 @@ fn keys_are_hash_tagged_per_key_and_debug_hides_the_password() {
     let shown = format!("{c:?} {:?}", RedisAdmission::new(c.clone()).unwrap());
     assert!(!shown.contains("s3cr3t") && shown.contains("redis://***@127.0.0.1:6379/0"), "{shown}");
 }
+
+/// The script flushed from a live Redis (`SCRIPT FLUSH`: the pooled connection stays up) is
+/// reloaded on `NOSCRIPT` and the admit answers as usual.
+#[test]
+fn a_flushed_script_is_reloaded_on_a_live_connection() {
+    let redis = Redis::start();
+    let a = admission(&redis.url(), 60, FailMode::Deny);
+    let ticket = Ticket::new("kc_flush", Some(1));
+    drop(a.admit(&ticket, now()).unwrap());
+    let mut c = common::conn(&redis);
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut c).unwrap();
+    let held = a.admit(&ticket, now()).unwrap();
+    assert!(matches!(a.admit(&ticket, now()), Err(Refusal::Busy { limit: 1, .. })));
+    drop(held);
+    drop(a.admit(&ticket, now()).unwrap());
+}
+
+#[test]
+fn connections_turn_nagle_off() {
+    assert!(keycel_redis::connection_info("redis://127.0.0.1:6379/0").unwrap().tcp_settings().nodelay());
+    assert!(keycel_redis::connection_info("not a url").is_err());
+}

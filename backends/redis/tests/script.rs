@@ -212,3 +212,22 @@ fn the_newest_grant_wins_over_a_stale_record() {
         other => panic!("the stale grant reset the count: {other:?}"),
     }
 }
+
+/// Lost leases (deadline passed) are reclaimed once the set is full, before a refusal: the
+/// set never holds more than `limit` members and a full set of lost leases admits.
+#[test]
+fn lost_leases_are_reclaimed_when_the_set_is_full() {
+    let redis = Redis::start();
+    let mut c = conn(&redis);
+    let key = "kc_reclaim";
+    let lost = |m| AdmitArgs { limit: 2, ttl_ms: 1, ..args(m) };
+    assert!(matches!(admit(&mut c, key, &lost("a")), Reply::Admitted { held: 1, .. }));
+    assert!(matches!(admit(&mut c, key, &lost("b")), Reply::Admitted { held: 2, .. }));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let live = |m| AdmitArgs { limit: 2, ..args(m) };
+    assert!(matches!(admit(&mut c, key, &live("c")), Reply::Admitted { held: 1, .. }));
+    assert!(matches!(admit(&mut c, key, &live("d")), Reply::Admitted { held: 2, .. }));
+    assert_eq!(admit(&mut c, key, &live("e")), Reply::Busy { held: 2 });
+    let members: usize = redis::cmd("ZCARD").arg(&script::keys(key)[0]).query(&mut c).unwrap();
+    assert_eq!(members, 2);
+}
