@@ -19,11 +19,11 @@
 //! since the lease is no longer renewed.
 
 use super::local::{check_budget, KeyBudget};
-use super::sqlite_leases::{self as leases, LeaseIds};
+use super::sqlite_leases::{self as leases, Immediate, LeaseIds};
 use super::{Admission, AdmissionError, CreditCount, CreditGrant, Lease, Refusal, SharedLease, Ticket};
 use crate::limiter::LimiterConfig;
 use crate::time::Timestamp;
-use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -106,6 +106,10 @@ impl SqliteAdmission {
         }
         // A lease row lost in a power cut is reclaimed like a crashed holder's: NORMAL is enough.
         conn.execute_batch("PRAGMA synchronous = NORMAL;").map_err(|e| err(&e))?;
+        // Each admission and release appends one page to the WAL; a checkpoint (run by the
+        // commit that crosses the threshold) costs two fsyncs whatever its size. 4,000 pages
+        // (16 MB of WAL with 4 KiB pages, instead of SQLite's 1,000) makes that four times rarer.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 4000;").map_err(|e| err(&e))?;
         leases::ensure_schema(&mut conn).map_err(|e| err(&e))?;
         let ids = LeaseIds::random().map_err(|e| AdmissionError { backend: BACKEND, detail: e.to_string() })?;
         let shared = Arc::new(Shared { conn: Mutex::new(conn), live: Mutex::new(HashMap::new()), ids, config, path });
@@ -143,8 +147,8 @@ impl Shared {
             return Ok(0);
         }
         let deadline = self.deadline(now);
-        let mut conn = lock(&self.conn);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| err(&e))?;
+        let conn = lock(&self.conn);
+        let tx = Immediate::begin(&conn).map_err(|e| err(&e))?;
         let mut n = 0;
         for (id, key_id) in held {
             n += usize::from(leases::renew(&tx, &key_id, id, deadline).map_err(|e| err(&e))?);
@@ -188,8 +192,8 @@ impl Admission for SqliteAdmission {
         let deadline = s.deadline(now);
         let unavailable = |e: rusqlite::Error| Refusal::Unavailable { backend: BACKEND, detail: e.to_string() };
         let (id, status) = {
-            let mut conn = lock(&s.conn);
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let conn = lock(&s.conn);
+            let tx = Immediate::begin(&conn).map_err(unavailable)?;
             // Only live holders count; a lost holder's rows past their deadline are deleted
             // (when there are any: usually none, and then this transaction writes one page).
             let (held, lost) = leases::count(&tx, ticket.key_id, now.unix()).map_err(unavailable)?;

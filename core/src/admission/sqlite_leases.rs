@@ -80,6 +80,44 @@ pub(super) fn ensure_schema(conn: &mut Connection) -> Result<(), rusqlite::Error
     tx.commit()
 }
 
+/// A `BEGIN IMMEDIATE` transaction on cached statements (rusqlite's `Transaction` prepares
+/// `BEGIN` and `COMMIT` anew each time: microseconds on every admission); rolled back on drop
+/// unless committed.
+#[derive(Debug)]
+pub(super) struct Immediate<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> Immediate<'c> {
+    pub(super) fn begin(conn: &'c Connection) -> Result<Self, rusqlite::Error> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(Immediate { conn, open: true })
+    }
+
+    /// A failed commit (busy) leaves the transaction open: the drop rolls it back.
+    pub(super) fn commit(mut self) -> Result<(), rusqlite::Error> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Immediate<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for Immediate<'_> {
+    fn drop(&mut self) {
+        if self.open && !self.conn.is_autocommit() {
+            let _ = self.conn.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
+        }
+    }
+}
+
 /// Lease ids of one handle: a random 63-bit start, then consecutive (wrapping within the
 /// positive `i64` range, skipping 0).
 #[derive(Debug)]
@@ -195,6 +233,23 @@ mod tests {
             .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'keycel_leases' AND sql IS NOT NULL", [], |r| r.get(0))
             .unwrap();
         assert_eq!(indexes, 0);
+    }
+
+    /// Dropped without commit (a refusal, an error): nothing written, the connection usable.
+    #[test]
+    fn an_uncommitted_transaction_rolls_back() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        ensure_schema(&mut conn).unwrap();
+        {
+            let tx = Immediate::begin(&conn).unwrap();
+            insert(&tx, "kc_a", 1, 100).unwrap();
+        }
+        assert!(conn.is_autocommit());
+        assert_eq!(count(&conn, "kc_a", 0).unwrap(), (0, false));
+        let tx = Immediate::begin(&conn).unwrap();
+        insert(&tx, "kc_a", 2, 100).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(count(&conn, "kc_a", 0).unwrap(), (1, false));
     }
 
     #[test]
