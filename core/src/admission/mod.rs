@@ -15,6 +15,8 @@ pub mod local;
 pub mod rate;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_leases;
 
 pub use crate::budget::{BudgetStatus, CreditCount, CreditGrant, RateStatus, Refill};
 pub use local::LocalAdmission;
