@@ -220,14 +220,15 @@ fn lost_leases_are_reclaimed_when_the_set_is_full() {
     let redis = Redis::start();
     let mut c = conn(&redis);
     let key = "kc_reclaim";
-    let lost = |m| AdmitArgs { limit: 2, ttl_ms: 1, ..args(m) };
-    assert!(matches!(admit(&mut c, key, &lost("a")), Reply::Admitted { held: 1, .. }));
-    assert!(matches!(admit(&mut c, key, &lost("b")), Reply::Admitted { held: 2, .. }));
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Two lost holders: deadlines long past (a SIGKILLed process's last renewal), written
+    // directly so the test does not race the set's own expiry on a loaded machine.
+    let leases = &script::keys(key)[0];
+    let _: () = redis::cmd("ZADD").arg(leases).arg(1).arg("a").arg(2).arg("b").query(&mut c).unwrap();
+    let _: () = redis::cmd("PEXPIRE").arg(leases).arg(60_000).query(&mut c).unwrap();
     let live = |m| AdmitArgs { limit: 2, ..args(m) };
     assert!(matches!(admit(&mut c, key, &live("c")), Reply::Admitted { held: 1, .. }));
     assert!(matches!(admit(&mut c, key, &live("d")), Reply::Admitted { held: 2, .. }));
     assert_eq!(admit(&mut c, key, &live("e")), Reply::Busy { held: 2 });
-    let members: usize = redis::cmd("ZCARD").arg(&script::keys(key)[0]).query(&mut c).unwrap();
+    let members: usize = redis::cmd("ZCARD").arg(leases).query(&mut c).unwrap();
     assert_eq!(members, 2);
 }
