@@ -3,24 +3,12 @@
 // API's POST /keys, validated before any write, and held to the delegation rule.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Engine, KeycelError, Keyring, MemoryDocumentStore } from 'keycel';
-import { CHEAP, DEFAULT_POLICY, NOW, throwsKeycel } from './helpers.mjs';
+import { Engine, Keyring, MemoryDocumentStore } from 'keycel';
+import { CHEAP, DEFAULT_POLICY, NOW, rejects, throwsKeycel } from './helpers.mjs';
 
 const engine = new Engine(DEFAULT_POLICY);
 const dump = (store) => JSON.stringify([...store.collections].map(([c, m]) => [c, [...m]]));
 const AT = new Date(NOW).toISOString().replace('.000Z', 'Z');
-
-async function rejects(promise, code) {
-  let err;
-  try {
-    await promise;
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err instanceof KeycelError, `expected KeycelError ${code}, got ${err}`);
-  assert.equal(err.code, code, err.message);
-  return err;
-}
 
 test('Keyring.create takes rateLimit and credits: one write, version 1', async () => {
   const store = new MemoryDocumentStore();

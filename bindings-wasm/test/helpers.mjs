@@ -15,6 +15,19 @@ export const NOW = Date.parse('2026-11-23T12:00:00Z');
 export const basic = (user, password) =>
   `Basic ${Buffer.from(password === undefined ? user : `${user}:${password}`).toString('base64')}`;
 
+/** Awaits `promise` and asserts that it rejects with a KeycelError with `code`; returns the error. */
+export async function rejects(promise, code) {
+  let err;
+  try {
+    await promise;
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof KeycelError, `expected KeycelError ${code}, got ${err}`);
+  assert.equal(err.code, code, err.message);
+  return err;
+}
+
 /** Asserts that `fn` throws a KeycelError with `code`; returns the error. */
 export function throwsKeycel(fn, code) {
   let err;

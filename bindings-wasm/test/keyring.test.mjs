@@ -3,21 +3,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Engine, KeycelError, Keyring, MemoryDocumentStore, DurableObjectDocumentStore, KeyRecord } from 'keycel';
-import { CHEAP, DEFAULT_POLICY, NOW } from './helpers.mjs';
+import { CHEAP, DEFAULT_POLICY, NOW, rejects } from './helpers.mjs';
 
 const engine = new Engine(DEFAULT_POLICY);
-
-async function rejects(promise, code) {
-  let err;
-  try {
-    await promise;
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err instanceof KeycelError, `expected KeycelError ${code}, got ${err}`);
-  assert.equal(err.code, code, err.message);
-  return err;
-}
 
 /** Every document in the store, for "no hash leaked / nothing written" checks. */
 const dump = (store) => JSON.stringify([...store.collections].map(([c, m]) => [c, [...m]]));
