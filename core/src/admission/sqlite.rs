@@ -299,14 +299,33 @@ mod tests {
         LimiterConfig { lease_ttl: Duration::from_secs(ttl), ..LimiterConfig::default() }
     }
 
+    /// A fresh database file in its own directory, removed when dropped (also after a failure).
+    struct TempDb {
+        dir: std::path::PathBuf,
+        file: std::path::PathBuf,
+    }
+
+    impl TempDb {
+        fn new(tag: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDb { file: dir.join("shared.db"), dir }
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
     #[test]
     fn two_handles_on_one_file_share_the_budget() {
-        let dir = std::env::temp_dir().join(format!("keycel-adm-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("shared.db");
-        let _ = std::fs::remove_file(&file);
-        let a = SqliteAdmission::open(&file, cfg(60)).unwrap();
-        let b = SqliteAdmission::open(&file, cfg(60)).unwrap();
+        let db = TempDb::new("keycel-adm");
+        let file = &db.file;
+        let a = SqliteAdmission::open(file, cfg(60)).unwrap();
+        let b = SqliteAdmission::open(file, cfg(60)).unwrap();
         let ticket = Ticket::new("kc_a", Some(5));
         let now = crate::clock::now();
         let mut held = Vec::new();
@@ -321,25 +340,21 @@ mod tests {
         assert!(b.admit(&ticket, now).is_ok(), "released on drop, and that one again");
         drop(held);
         assert_eq!(a.in_flight("kc_a").unwrap(), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Timestamps are floored seconds: a lease taken at "0" may really be 0.99 s old, so at "3"
     /// a 3 s TTL has not passed yet (CI saw a live worker's slot counted free a second early).
     #[test]
     fn a_lease_is_never_reclaimed_before_a_full_ttl() {
-        let dir = std::env::temp_dir().join(format!("keycel-adm3-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("shared.db");
-        let _ = std::fs::remove_file(&file);
-        let a = SqliteAdmission::open(&file, cfg(3)).unwrap();
+        let db = TempDb::new("keycel-adm3");
+        let file = &db.file;
+        let a = SqliteAdmission::open(file, cfg(3)).unwrap();
         let ticket = Ticket::new("kc_a", Some(1));
         let lost = a.admit(&ticket, t(0)).unwrap();
         std::mem::forget(lost);
         lock(&a.shared.live).clear();
         assert!(a.admit(&ticket, t(3)).is_err(), "reclaimed before a full TTL had passed");
         assert!(a.admit(&ticket, t(4)).is_ok());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// `in_flight` is what a new admission would count: a lost row past its deadline is not,
@@ -347,11 +362,9 @@ mod tests {
     /// ten seconds after a SIGKILL with a 3 s TTL).
     #[test]
     fn in_flight_counts_only_live_leases() {
-        let dir = std::env::temp_dir().join(format!("keycel-adm4-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("shared.db");
-        let _ = std::fs::remove_file(&file);
-        let a = SqliteAdmission::open(&file, cfg(3)).unwrap();
+        let db = TempDb::new("keycel-adm4");
+        let file = &db.file;
+        let a = SqliteAdmission::open(file, cfg(3)).unwrap();
         let ticket = Ticket::new("kc_a", Some(5));
         let long_ago = Timestamp::from_unix(crate::clock::now().unix() - 100).unwrap();
         std::mem::forget(a.admit(&ticket, long_ago).unwrap());
@@ -360,19 +373,16 @@ mod tests {
         let held = a.admit(&ticket, crate::clock::now()).unwrap();
         assert_eq!(a.in_flight("kc_a").unwrap(), 1);
         drop(held);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A holder that died (its rows never renewed nor deleted) is reclaimed after the TTL;
     /// a live holder's renewed rows are not.
     #[test]
     fn dead_holders_are_reclaimed_live_ones_renewed() {
-        let dir = std::env::temp_dir().join(format!("keycel-adm2-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("shared.db");
-        let _ = std::fs::remove_file(&file);
-        let live = SqliteAdmission::open(&file, cfg(3)).unwrap();
-        let other = SqliteAdmission::open(&file, cfg(3)).unwrap();
+        let db = TempDb::new("keycel-adm2");
+        let file = &db.file;
+        let live = SqliteAdmission::open(file, cfg(3)).unwrap();
+        let other = SqliteAdmission::open(file, cfg(3)).unwrap();
         let ticket = Ticket::new("kc_a", Some(2));
         let kept = live.admit(&ticket, t(0)).unwrap();
         // A "dead process": its lease is leaked (never released, never renewed by anyone).
@@ -385,6 +395,5 @@ mod tests {
         assert!(live.admit(&ticket, t(11)).is_err(), "the renewed live lease was reclaimed");
         drop((kept, next));
         assert_eq!(live.in_flight("kc_a").unwrap(), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
