@@ -110,6 +110,8 @@ pub struct Engine {
     /// The limit for keys without their own `max_concurrent` (what `authority` reports).
     default_max_concurrent: u32,
     pub(crate) budget: Arc<dyn FailureBudget>,
+    /// `[defaults.throttle]`: what a shared admission's failure budgets are built with.
+    throttle: ThrottleConfig,
     pub(crate) rehash: Option<Arc<RehashClaims>>,
     /// Where budgets are counted; process-local (over `limiter`) unless the host chose one.
     admission: Arc<dyn Admission>,
@@ -198,7 +200,8 @@ impl Engine {
         let root = functions::root_context().map_err(|e| EngineError::Config(e.to_string()))?;
         let auth = Authenticator::new(auth).map_err(|e| EngineError::Config(e.to_string()))?;
         let default_max_concurrent = limiter.default_limit;
-        let budget = Arc::new(LocalBudget::new(throttle_config_for(&policy)?));
+        let throttle = throttle_config_for(&policy)?;
+        let budget = Arc::new(LocalBudget::new(throttle.clone()));
         let limiter = Limiter::new(limiter);
         let admission: Arc<dyn Admission> = Arc::new(LocalAdmission::over(limiter.clone()));
         let default_rate_limit = policy.document().defaults.rate_limit;
@@ -212,6 +215,7 @@ impl Engine {
             limiter,
             default_max_concurrent,
             budget,
+            throttle,
             rehash: None,
             admission,
             default_rate_limit,
@@ -231,9 +235,15 @@ impl Engine {
     }
 
     /// Counts budgets in `admission` instead of this process's memory (e.g. a
-    /// [`crate::admission::SqliteAdmission`] shared by a machine's worker processes).
+    /// [`crate::admission::SqliteAdmission`] shared by a machine's worker processes). A
+    /// shared backend also keeps the failed-authentication budgets (`[defaults.throttle]`),
+    /// so a client's failures count once across every process sharing it
+    /// ([`Admission::failure_budget`]); [`Engine::with_failure_budget`] afterwards overrides.
     #[must_use]
     pub fn with_admission(mut self, admission: Arc<dyn Admission>) -> Self {
+        if let Some(budget) = admission.failure_budget(&self.throttle) {
+            self.budget = budget;
+        }
         self.admission = admission;
         self
     }

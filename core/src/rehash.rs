@@ -36,7 +36,8 @@ impl RehashClaims {
         self.ids.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// True when this call took the claim for `id`.
+    /// True when this call took the claim for `id` (the engine, with `policy`, takes claims).
+    #[cfg(feature = "policy")]
     fn claim(&self, id: &str) -> bool {
         let mut ids = self.lock();
         ids.len() < MAX_CLAIMS && ids.insert(id.to_string())
@@ -107,6 +108,7 @@ impl Drop for PendingRehash {
 impl PendingRehash {
     /// A pending re-hash for `record`, just authenticated with `secret`, when the claim for
     /// the key is free (else `None`: another one is pending or done).
+    #[cfg(feature = "policy")]
     pub(crate) fn claim(
         claims: &Arc<RehashClaims>,
         record: &KeyRecord,

@@ -27,10 +27,11 @@
 //! owns a whole /64). The local store keeps at most `max_tracked` subjects per kind, the
 //! oldest out.
 //!
-//! Sharing across processes: the engine only talks to [`FailureBudget`]. The shared-admission
-//! work (Redis / SQLite backends) implements the same two calls over its store (a Redis
-//! `EVAL` doing the GCRA update on one key per subject, or one SQLite row per subject), and
-//! hosts plug it in with `Engine::with_failure_budget`; nothing else changes.
+//! Sharing across processes: the engine only talks to [`FailureBudget`]. A shared admission
+//! backend keeps the same [`Debt`] per subject in its store (SQLite: one row per subject in
+//! the admission file; Redis: one hash per subject, updated by a script on Redis's clock) and
+//! hands that budget to the engine with the admission (`Admission::failure_budget`), so a
+//! fleet's workers charge one budget per address and client id; nothing else changes.
 
 use crate::time::{Duration, Timestamp};
 use std::borrow::Cow;
@@ -70,6 +71,22 @@ impl ThrottleConfig {
         Ok(())
     }
 
+    /// The budget of `subject`'s kind; `None`: that kind has none (0).
+    pub fn limit(&self, subject: Subject<'_>) -> Option<u32> {
+        let limit = match subject {
+            Subject::Ip(_) => self.per_ip,
+            Subject::ClientId(_) => self.per_client_id,
+        };
+        (limit > 0).then_some(limit)
+    }
+
+    /// (emission interval, burst tolerance) in ms of a budget of `limit` failures per window.
+    pub fn rates(&self, limit: u32) -> (i64, i64) {
+        let window = self.window.secs().saturating_mul(1000).max(1);
+        let interval = (window / i64::from(limit.max(1))).max(1);
+        (interval, window - interval)
+    }
+
     /// The settings a policy's `[defaults.throttle]` asks for (defaults for what it omits).
     #[cfg(feature = "policy")]
     pub fn from_doc(doc: &crate::policy::document::ThrottleDoc) -> Result<Self, String> {
@@ -105,6 +122,14 @@ pub struct Exhausted {
     pub retry_after_secs: u32,
 }
 
+impl Exhausted {
+    /// A refusal whose next failure is allowed in `wait_ms` (`Retry-After`: whole seconds,
+    /// rounded up, at least 1). Shared by every store of the budgets, so they answer alike.
+    pub fn after_ms(wait_ms: i64) -> Self {
+        Exhausted { retry_after_secs: u32::try_from((wait_ms + 999) / 1000).unwrap_or(u32::MAX).max(1) }
+    }
+}
+
 /// Where failure budgets live: this process ([`LocalBudget`]) or a store shared by every
 /// process of a deployment. Both calls sit on the request path before argon2: keep them cheap.
 pub trait FailureBudget: Send + Sync + fmt::Debug {
@@ -130,17 +155,40 @@ pub struct LocalBudget {
     ids: Mutex<Tracked>,
 }
 
-/// A subject's debt in ms, and when it was last charged (ms).
-#[derive(Debug, Clone, Copy, Default)]
-struct Debt {
-    ms: i64,
-    at: i64,
+/// A subject's debt in ms, and when it was last charged (ms): the whole state of one
+/// subject's budget, wherever it is kept (this process, a SQLite row, a Redis hash).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Debt {
+    /// Milliseconds owed at `at`.
+    pub ms: i64,
+    /// When the debt was last written (ms).
+    pub at: i64,
 }
 
 impl Debt {
     /// The debt left at `now` (time only pays back; a step back pays nothing).
-    fn at(self, now: i64) -> i64 {
+    pub fn at(self, now: i64) -> i64 {
         (self.ms - now.saturating_sub(self.at).max(0)).max(0)
+    }
+
+    /// `Some` when one more charge of `interval` would take the debt past the window.
+    pub fn exhausted(self, now_ms: i64, interval: i64, tolerance: i64) -> Option<Exhausted> {
+        let next = self.at(now_ms).saturating_add(interval);
+        // Conforming while the debt after this charge fits the window.
+        (next > tolerance + interval).then(|| Exhausted::after_ms(next - interval - tolerance))
+    }
+
+    /// The debt after one more failure, or the refusal (the debt then stays as it was).
+    pub fn charged(self, now_ms: i64, interval: i64, tolerance: i64) -> Result<Debt, Exhausted> {
+        match self.exhausted(now_ms, interval, tolerance) {
+            Some(e) => Err(e),
+            None => Ok(Debt { ms: self.at(now_ms).saturating_add(interval), at: now_ms }),
+        }
+    }
+
+    /// The debt after a refund: one charge back, never below zero (a refund banks nothing).
+    pub fn refunded(self, now_ms: i64, interval: i64) -> Debt {
+        Debt { ms: (self.at(now_ms) - interval).max(0), at: now_ms.max(self.at) }
     }
 }
 
@@ -200,10 +248,22 @@ fn ip_key(ip: &str) -> Cow<'_, str> {
     }
 }
 
-fn key_of(subject: Subject<'_>) -> Cow<'_, str> {
-    match subject {
-        Subject::Ip(ip) => ip_key(ip),
-        Subject::ClientId(id) => id.into(),
+impl<'a> Subject<'a> {
+    /// What the subject is tracked under: an address per /64 for IPv6 (see `ip_key`), a
+    /// client id as presented.
+    pub fn key(self) -> Cow<'a, str> {
+        match self {
+            Subject::Ip(ip) => ip_key(ip),
+            Subject::ClientId(id) => id.into(),
+        }
+    }
+
+    /// `"ip"` or `"client_id"`: the kind's name where a shared store keeps both kinds.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Subject::Ip(_) => "ip",
+            Subject::ClientId(_) => "client_id",
+        }
     }
 }
 
@@ -219,18 +279,15 @@ impl LocalBudget {
     }
 
     fn table(&self, subject: Subject<'_>) -> Option<(&Mutex<Tracked>, u32)> {
-        let (table, limit) = match subject {
-            Subject::Ip(_) => (&self.ips, self.config.per_ip),
-            Subject::ClientId(_) => (&self.ids, self.config.per_client_id),
+        let table = match subject {
+            Subject::Ip(_) => &self.ips,
+            Subject::ClientId(_) => &self.ids,
         };
-        (limit > 0).then_some((table, limit))
+        self.config.limit(subject).map(|limit| (table, limit))
     }
 
-    /// (emission interval, burst tolerance) in ms.
     fn rates(&self, limit: u32) -> (i64, i64) {
-        let window = self.config.window.secs().saturating_mul(1000).max(1);
-        let interval = (window / i64::from(limit.max(1))).max(1);
-        (interval, window - interval)
+        self.config.rates(limit)
     }
 
     /// Subjects tracked (both kinds).
@@ -239,28 +296,15 @@ impl LocalBudget {
     }
 }
 
-/// `Some` when one more charge of `interval` would take `debt` past the window.
-fn over(debt: Debt, now_ms: i64, interval: i64, tolerance: i64) -> Option<Exhausted> {
-    let next = debt.at(now_ms).saturating_add(interval);
-    // Conforming while the debt after this charge fits the window.
-    (next > tolerance + interval).then(|| {
-        let wait_ms = next - interval - tolerance;
-        Exhausted { retry_after_secs: u32::try_from((wait_ms + 999) / 1000).unwrap_or(u32::MAX).max(1) }
-    })
-}
-
 impl FailureBudget for LocalBudget {
     fn charge(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
         let Some((table, limit)) = self.table(subject) else { return Ok(()) };
         let (interval, tolerance) = self.rates(limit);
         let now_ms = now.unix().saturating_mul(1000);
-        let key = key_of(subject);
+        let key = subject.key();
         let mut tracked = lock(table);
         tracked.update(&key, self.config.max_tracked, |debt| {
-            if let Some(e) = over(*debt, now_ms, interval, tolerance) {
-                return Err(e);
-            }
-            *debt = Debt { ms: debt.at(now_ms).saturating_add(interval), at: now_ms };
+            *debt = debt.charged(now_ms, interval, tolerance)?;
             Ok(())
         })
     }
@@ -269,18 +313,17 @@ impl FailureBudget for LocalBudget {
         let (table, limit) = self.table(subject)?;
         let (interval, tolerance) = self.rates(limit);
         let now_ms = now.unix().saturating_mul(1000);
-        let debt = *lock(table).debts.get(key_of(subject).as_ref())?;
-        over(debt, now_ms, interval, tolerance)
+        let debt = *lock(table).debts.get(subject.key().as_ref())?;
+        debt.exhausted(now_ms, interval, tolerance)
     }
 
     fn refund(&self, subject: Subject<'_>, now: Timestamp) {
         let Some((table, limit)) = self.table(subject) else { return };
         let (interval, _) = self.rates(limit);
-        let key = key_of(subject);
+        let key = subject.key();
         let now_ms = now.unix().saturating_mul(1000);
         if let Some(debt) = lock(table).debts.get_mut(key.as_ref()) {
-            // Never below zero: a refund restores one charge, it does not bank credit.
-            *debt = Debt { ms: (debt.at(now_ms) - interval).max(0), at: now_ms.max(debt.at) };
+            *debt = debt.refunded(now_ms, interval);
         }
     }
 }

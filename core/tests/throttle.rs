@@ -364,3 +364,49 @@ fn policy_settings_are_checked_and_zero_turns_a_budget_off() {
     let cfg = keycel::engine::throttle_config_for(&PolicySet::from_toml_str(ok, "p.toml").unwrap()).unwrap();
     assert_eq!((cfg.per_ip, cfg.per_client_id, cfg.window.secs(), cfg.max_tracked), (5, 10, 120, 100));
 }
+
+/// Two engines over one SQLite admission file (as two worker processes): the failure budgets
+/// live in the file with the admission, so an address and a client id get their budget once,
+/// not once per worker; a success refunds in the file too, and the 429 and `Retry-After` are
+/// what a single process answers.
+#[cfg(feature = "sqlite")]
+#[test]
+fn two_workers_over_one_sqlite_file_charge_one_budget() {
+    use keycel::admission::SqliteAdmission;
+    use keycel::limiter::LimiterConfig;
+    let dir = std::env::temp_dir().join(format!("keycel-throttle-sqlite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("keys.db");
+    let open = || Arc::new(SqliteAdmission::open(&file, LimiterConfig::default()).unwrap());
+    let mut a = world();
+    let mut b = world();
+    a.engine = a.engine.with_admission(open());
+    b.engine = b.engine.with_admission(open());
+    b.store = a.store.clone();
+    let (id, token) = a.key();
+    // 20 failures per address: alternating workers, the 21st is refused by either.
+    for i in 0..20 {
+        let w = if i % 2 == 0 { &a } else { &b };
+        let (r, hashed) = w.call(&bearer(&forged()), Some("203.0.113.9"), 0);
+        assert!(hashed && r.decision.status == 401, "failure {i}: {:?}", r.decision);
+    }
+    for w in [&a, &b] {
+        let (r, hashed) = w.call(&bearer(&forged()), Some("203.0.113.9"), 0);
+        assert_eq!(assert_throttled(&r, hashed), 3, "20 per 60 s across both workers");
+    }
+    // The screen (no charge, no lookup) sees the shared budget too.
+    assert!(b.engine.failure_budget().exhausted(keycel::throttle::Subject::Ip("203.0.113.9"), a.now).is_some());
+    // A client id's budget (10) across both workers; a success refunds its charges.
+    let (r, hashed) = a.call(&bearer(&token), Some("198.51.100.7"), 0);
+    assert!(r.decision.allowed && hashed, "{:?}", r.decision);
+    drop(r);
+    for i in 0..10 {
+        let w = if i % 2 == 0 { &b } else { &a };
+        let (r, _) = w.call(&bearer(&a.wrong_secret_for(&id)), Some(&format!("198.51.100.{}", 20 + i)), 1);
+        assert_eq!(r.decision.status, 401, "failure {i}");
+    }
+    let (r, hashed) = a.call(&bearer(&a.wrong_secret_for(&id)), Some("198.51.100.99"), 1);
+    assert_throttled(&r, hashed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -11,9 +11,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
+use common::{engine, Server, TempDir};
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use keycel::admission::{Admission, LocalAdmission, SqliteAdmission, Ticket};
-use keycel::engine::{Engine, Request};
+use keycel::engine::Request;
 use keycel::hash::{HashParams, HashPolicy};
 use keycel::keyring::{Actor, Keyring, NewKey};
 use keycel::limiter::{Limiter, LimiterConfig};
@@ -21,43 +25,8 @@ use keycel::store::MemoryStore;
 use keycel::time::Timestamp;
 use keycel_redis::{RedisAdmission, RedisConfig};
 use std::hint::black_box;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-struct Server(Child, u16);
-
-impl Server {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server(child, port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn engine() -> Engine {
-    let policy = keycel::policy::PolicySet::default_policy().unwrap();
-    let mut auth = keycel::engine::auth_config_for(&policy).unwrap();
-    auth.hash = HashPolicy::with_params(HashParams::EDGE).unwrap();
-    Engine::with_config(policy, auth, None).unwrap()
-}
 
 /// The ticket every backend admits (concurrency only: today's budget).
 fn ticket(key_id: &str) -> Ticket<'_> {
@@ -66,11 +35,10 @@ fn ticket(key_id: &str) -> Ticket<'_> {
 
 fn benches(c: &mut Criterion) {
     let server = Server::start();
-    let url = format!("redis://127.0.0.1:{}/0", server.1);
+    let url = server.url();
     let now = Timestamp::from_unix(1_795_000_000).unwrap();
-    let dir = std::env::temp_dir().join(format!("keycel-redis-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = Arc::new(SqliteAdmission::open(dir.join("keys.db"), LimiterConfig::default()).unwrap());
+    let dir = TempDir::new("keycel-redis-bench");
+    let sqlite = Arc::new(SqliteAdmission::open(dir.0.join("keys.db"), LimiterConfig::default()).unwrap());
     let redis = Arc::new(RedisAdmission::new(RedisConfig::new(url.clone(), LimiterConfig::default())).unwrap());
     let local = LocalAdmission::default();
     let limiter = Limiter::default();
@@ -157,7 +125,6 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
     drop(engines);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `usec_per_call` of `command` in `INFO commandstats`.

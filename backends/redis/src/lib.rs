@@ -16,6 +16,8 @@
 //!   the TTL; a crashed one stops, and its leases are reclaimed after the TTL.
 //! - **Pooled connections**: a small pool of synchronous connections (redis-rs), reconnected
 //!   on failure.
+//! - **Failed-authentication budgets** ([`failures`]): the engine's per-address and per-client-id
+//!   failure budgets live in the same Redis, so a fleet charges each once.
 //! - **Fail mode** when Redis is unreachable ([`FailMode`]): deny with 503 (default) or count
 //!   in this process; either way the decision says so.
 //!
@@ -26,11 +28,13 @@ use keycel::admission::{
     Ticket,
 };
 use keycel::limiter::LimiterConfig;
+use keycel::throttle::{FailureBudget, ThrottleConfig};
 use keycel::time::Timestamp;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration as StdDuration;
 
+pub mod failures;
 pub mod floor;
 pub mod script;
 pub mod wire;
@@ -239,8 +243,8 @@ impl Shared {
 
     /// `EVALSHA` (one packed write, see [`wire`]), and on `NOSCRIPT` (a restarted Redis)
     /// `SCRIPT LOAD` + retry.
-    fn run(&self, key_id: &str, argv: &[script::Arg<'_>]) -> redis::RedisResult<redis::Value> {
-        let packed = wire::pack(&self.sha, key_id, argv);
+    fn run(&self, key_id: &str, keys: usize, argv: &[script::Arg<'_>]) -> redis::RedisResult<redis::Value> {
+        let packed = wire::pack(&self.sha, key_id, keys, argv);
         self.with(|c| wire::call(c, &packed, SCRIPT))
     }
 
@@ -260,7 +264,7 @@ impl Shared {
 
     fn renew(&self, key_id: &str, member: &str) -> bool {
         let ttl = self.ttl_ms();
-        matches!(self.run(key_id, &script::renew_argv(ttl, member)), Ok(redis::Value::Int(1)))
+        matches!(self.run(key_id, 3, &script::renew_argv(ttl, member)), Ok(redis::Value::Int(1)))
     }
 
     fn renew_live(&self) -> Result<usize, AdmissionError> {
@@ -269,7 +273,7 @@ impl Shared {
         let mut n = 0;
         for (key_id, member) in leases {
             let r = self
-                .run(&key_id, &script::renew_argv(ttl, &member))
+                .run(&key_id, 3, &script::renew_argv(ttl, &member))
                 .map_err(|e| AdmissionError { backend: BACKEND, detail: e.to_string() })?;
             if matches!(r, redis::Value::Int(1)) {
                 n += 1;
@@ -312,7 +316,9 @@ impl Admission for RedisAdmission {
             rate: ticket.rate.map(|r| (r.interval_ms(), r.tolerance_ms())),
             credits: ticket.credits.map(|g| s.grant_args(ticket.key_id, &g)),
         };
-        let reply = match s.run(ticket.key_id, &script::admit_argv(&args)) {
+        let argv = script::admit_argv(&args);
+        let (keys, n) = script::admit_shape(&args);
+        let reply = match s.run(ticket.key_id, keys, argv.get(..n).unwrap_or(&argv)) {
             Ok(v) => script::parse_admit(&v)
                 .ok_or_else(|| Refusal::Unavailable { backend: BACKEND, detail: format!("unexpected reply {v:?}") })?,
             Err(e) => {
@@ -362,7 +368,7 @@ impl Admission for RedisAdmission {
         let args = self.shared.grant_args(key_id, grant);
         let v = self
             .shared
-            .run(key_id, &script::usage_argv(&args))
+            .run(key_id, 3, &script::usage_argv(&args))
             .map_err(|e| AdmissionError { backend: BACKEND, detail: e.to_string() })?;
         let (remaining, used, period) = script::parse_usage(&v)
             .ok_or_else(|| AdmissionError { backend: BACKEND, detail: format!("unexpected reply {v:?}") })?;
@@ -385,6 +391,11 @@ impl Admission for RedisAdmission {
     fn reclaim_expired(&self, _now: Timestamp) -> Result<usize, AdmissionError> {
         // Each key's script call reclaims its own; there is no global sweep to run.
         Ok(0)
+    }
+
+    /// Failure budgets in the same Redis: a fleet charges one per client address and id.
+    fn failure_budget(&self, config: &ThrottleConfig) -> Option<Arc<dyn FailureBudget>> {
+        Some(Arc::new(failures::RedisFailures::new(Arc::clone(&self.shared), config.clone())))
     }
 }
 

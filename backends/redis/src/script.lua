@@ -11,13 +11,27 @@
 --   "renew":  2 ttl_ms, 3 lease id                       -> 1 | 0 (lost)
 --   "usage":  2..7 grant (see below)                     -> {remaining, used, period}
 --   "admit":  2 limit, 3 ttl_ms, 4 lease id, 5 cost, 6 rate interval_ms (0: no rate limit),
---             7 rate tolerance_ms, 8..13 grant (8 "-" : unmetered)
+--             7 rate tolerance_ms, 8..13 grant (8 "-" : unmetered); 5..13 absent (and KEYS
+--             2 and 3 with them): no rate limit, unmetered (the short form most admits take)
 --      -> {1, held, rate_remaining (-1: none), rate_reset_ms, credits_remaining (-1: none), used, period, epoch}
 --       | {0, "busy", held} | {0, "rate", retry_after_ms, reset_ms}
 --       | {0, "credits", retry_after_ms (-1: no refill), used, period, epoch}
 -- grant: first, amount, interval_ms, epoch_ms, floor_period, floor_used. The floor is the
 -- highest `used` the calling process has seen for (epoch, floor_period): when the state is
 -- gone (FLUSHALL, restart without persistence) the count re-starts from it, not from zero.
+-- The short admit (no rate limit, unmetered: most requests) with room: the four calls every
+-- admit needs and nothing else, answered with the count alone. A full set goes on to the
+-- general path below, which reclaims lost leases before it refuses.
+if ARGV[5] == nil and ARGV[1] == 'admit' then
+  local held = redis.call('ZCARD', KEYS[1])
+  if held < tonumber(ARGV[2]) then
+    local t = redis.call('TIME')
+    redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[3], ARGV[4])
+    redis.call('PEXPIRE', KEYS[1], ARGV[3] * 2)
+    return held + 1
+  end
+end
+
 -- Integers as exact decimal strings (Lua's default number form loses digits past 14).
 local function int(x) return string.format('%d', x) end
 local t = redis.call('TIME')
@@ -88,10 +102,10 @@ if held >= limit then
     return {0, 'busy', held}
   end
 end
-local cost = tonumber(ARGV[5])
+local cost = tonumber(ARGV[5] or '1')
 
 -- 2: rate (GCRA: one number per key, see core/src/admission/rate.rs).
-local interval = tonumber(ARGV[6])
+local interval = tonumber(ARGV[6] or '0')
 local rate_remaining, rate_reset, new_tat = -1, 0, nil
 if interval > 0 then
   local tau = tonumber(ARGV[7])
@@ -107,7 +121,7 @@ if interval > 0 then
 end
 
 -- 3: credits.
-local metered = ARGV[8] ~= '-'
+local metered = ARGV[8] ~= nil and ARGV[8] ~= '-'
 local budget, used, period, g, next_refill = 0, 0, 0, nil, -1
 if metered then
   budget, used, period, g, next_refill = credits(8)

@@ -1,5 +1,5 @@
-//! The admission script's request, packed straight into one RESP buffer: `EVALSHA <sha> 3`,
-//! the key's three hash-tagged names and the arguments, with no per-argument allocation
+//! The admission script's request, packed straight into one RESP buffer: `EVALSHA <sha> <n>`,
+//! the first `n` of the key's three hash-tagged names and the arguments, with no per-argument allocation
 //! (redis-rs's `ScriptInvocation` allocates a vector per key and argument, then copies them
 //! again into the command). One `write` per request, on a `TCP_NODELAY` socket.
 
@@ -10,15 +10,17 @@ use redis::{ConnectionLike, ErrorKind, RedisResult, ServerErrorKind, Value};
 const SUFFIXES: [&str; 3] = ["}:leases", "}:rate", "}:credits"];
 const TAG: &str = "{keycel:";
 
-/// `EVALSHA <sha> 3 <keys of key_id> <argv...>` as RESP bytes.
-pub fn pack(sha: &str, key_id: &str, argv: &[Arg<'_>]) -> Vec<u8> {
+/// `EVALSHA <sha> <keys> <the first keys of key_id's names> <argv...>` as RESP bytes
+/// (`keys` is at most 3).
+pub fn pack(sha: &str, key_id: &str, keys: usize, argv: &[Arg<'_>]) -> Vec<u8> {
+    let keys = keys.min(SUFFIXES.len());
     let mut b = Vec::with_capacity(160 + 3 * key_id.len() + 24 * argv.len());
     b.push(b'*');
-    put_int(&mut b, i64::try_from(6 + argv.len()).unwrap_or(i64::MAX));
+    put_int(&mut b, i64::try_from(3 + keys + argv.len()).unwrap_or(i64::MAX));
     b.extend_from_slice(b"\r\n$7\r\nEVALSHA\r\n");
     bulk(&mut b, sha.as_bytes());
-    b.extend_from_slice(b"$1\r\n3\r\n");
-    for suffix in SUFFIXES {
+    put_int_bulk(&mut b, i64::try_from(keys).unwrap_or(0));
+    for suffix in SUFFIXES.iter().take(keys) {
         b.push(b'$');
         put_int(&mut b, i64::try_from(TAG.len() + key_id.len() + suffix.len()).unwrap_or(i64::MAX));
         b.extend_from_slice(b"\r\n");
@@ -30,14 +32,17 @@ pub fn pack(sha: &str, key_id: &str, argv: &[Arg<'_>]) -> Vec<u8> {
     for a in argv {
         match a {
             Arg::Str(s) => bulk(&mut b, s.as_bytes()),
-            Arg::Int(i) => {
-                let mut digits = [0u8; 20];
-                let n = digits_of(*i, &mut digits);
-                bulk(&mut b, digits.get(n..).unwrap_or_default());
-            }
+            Arg::Int(i) => put_int_bulk(&mut b, *i),
         }
     }
     b
+}
+
+/// An integer as a bulk string (how redis-rs sends integer arguments).
+fn put_int_bulk(b: &mut Vec<u8>, i: i64) {
+    let mut digits = [0u8; 20];
+    let n = digits_of(i, &mut digits);
+    bulk(b, digits.get(n..).unwrap_or_default());
 }
 
 /// Sends a packed request; on `NOSCRIPT` (a restarted or flushed Redis) loads `source` with
@@ -121,22 +126,24 @@ mod tests {
         for key_id in ["kc_0123456789abcdef", "", "ключ{x}"] {
             for a in &cases {
                 let argv = script::admit_argv(a);
+                let (keys, n) = script::admit_shape(a);
+                let argv = &argv[..n];
                 let mut cmd = redis::cmd("EVALSHA");
-                cmd.arg(&sha).arg(3);
-                for k in script::keys(key_id) {
+                cmd.arg(&sha).arg(keys);
+                for k in script::keys(key_id).iter().take(keys) {
                     cmd.arg(k);
                 }
-                for x in &argv {
+                for x in argv {
                     match x {
                         Arg::Str(s) => cmd.arg(*s),
                         Arg::Int(i) => cmd.arg(*i),
                     };
                 }
-                assert_eq!(pack(&sha, key_id, &argv), cmd.get_packed_command(), "{key_id} {a:?}");
+                assert_eq!(pack(&sha, key_id, keys, argv), cmd.get_packed_command(), "{key_id} {a:?}");
             }
             let mut cmd = redis::cmd("EVALSHA");
             cmd.arg(&sha).arg(3).arg(&script::keys(key_id)).arg("renew").arg(-5i64).arg("m");
-            assert_eq!(pack(&sha, key_id, &script::renew_argv(-5, "m")), cmd.get_packed_command());
+            assert_eq!(pack(&sha, key_id, 3, &script::renew_argv(-5, "m")), cmd.get_packed_command());
         }
     }
 

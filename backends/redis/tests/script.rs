@@ -232,3 +232,52 @@ fn lost_leases_are_reclaimed_when_the_set_is_full() {
     let members: usize = redis::cmd("ZCARD").arg(leases).query(&mut c).unwrap();
     assert_eq!(members, 2);
 }
+
+/// The short admit (no rate limit, unmetered: the lease set and four arguments, answered with
+/// the count) and the general form of the same request write the same lease (deadline on
+/// Redis's clock, the set's expiry) and refuse alike; a full set under the short form goes
+/// through the general path (reclaim, then `busy`).
+#[test]
+fn the_short_admit_writes_what_the_general_form_writes() {
+    let redis = Redis::start();
+    let mut c = conn(&redis);
+    let short = |m| AdmitArgs { limit: 2, ..args(m) };
+    assert_eq!(script::admit_shape(&short("a")), (1, 4));
+    // The general form of the same request: all thirteen arguments, three keys.
+    let general = |c: &mut redis::Connection, key: &str, m: &str| -> Reply {
+        let s = keycel_redis::script();
+        let mut inv = s.prepare_invoke();
+        for k in script::keys(key) {
+            inv.key(k);
+        }
+        for a in script::admit_argv(&AdmitArgs { limit: 2, ..args(m) }) {
+            match a {
+                script::Arg::Str(s) => inv.arg(s),
+                script::Arg::Int(i) => inv.arg(i),
+            };
+        }
+        script::parse_admit(&inv.invoke::<redis::Value>(c).unwrap()).unwrap()
+    };
+    let before = redis_now_ms(&mut c);
+    let one = admit(&mut c, "kc_short", &short("a"));
+    let other = general(&mut c, "kc_general", "a");
+    assert_eq!(one, other);
+    assert_eq!(one, Reply::Admitted { held: 1, rate_remaining: None, rate_reset_ms: 0, credits: None });
+    let after = redis_now_ms(&mut c);
+    for key in ["kc_short", "kc_general"] {
+        let leases = &script::keys(key)[0];
+        let deadline: i64 = redis::cmd("ZSCORE").arg(leases).arg("a").query(&mut c).unwrap();
+        assert!((before + 60_000..=after + 60_000).contains(&deadline), "{key}: {deadline}");
+        let pttl: i64 = redis::cmd("PTTL").arg(leases).query(&mut c).unwrap();
+        assert!((110_000..=120_000).contains(&pttl), "{key}: {pttl}");
+        let others: i64 =
+            redis::cmd("EXISTS").arg(&script::keys(key)[1]).arg(&script::keys(key)[2]).query(&mut c).unwrap();
+        assert_eq!(others, 0, "{key}: an unmetered admit wrote rate or credit state");
+    }
+    assert!(matches!(admit(&mut c, "kc_short", &short("b")), Reply::Admitted { held: 2, .. }));
+    assert!(matches!(general(&mut c, "kc_general", "b"), Reply::Admitted { held: 2, .. }));
+    let before = state(&mut c, "kc_short");
+    assert_eq!(admit(&mut c, "kc_short", &short("c")), Reply::Busy { held: 2 });
+    assert_eq!(general(&mut c, "kc_general", "c"), Reply::Busy { held: 2 });
+    assert_eq!(state(&mut c, "kc_short"), before, "a short-form refusal wrote");
+}

@@ -16,6 +16,8 @@ pub mod rate;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "sqlite")]
+mod sqlite_failures;
+#[cfg(feature = "sqlite")]
 mod sqlite_leases;
 
 pub use crate::budget::{BudgetStatus, CreditCount, CreditGrant, RateStatus, Refill};
@@ -24,6 +26,7 @@ pub use rate::RateLimit;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteAdmission;
 
+use crate::throttle::{FailureBudget, ThrottleConfig};
 use crate::time::Timestamp;
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -160,6 +163,14 @@ pub trait Admission: Send + Sync + fmt::Debug {
         let _ = (key_id, grant, now);
         Err(AdmissionError { backend: self.name(), detail: "this backend does not count credits".into() })
     }
+
+    /// The failed-authentication budgets ([`crate::throttle`]) kept where this backend keeps
+    /// its counts, so every process sharing it charges one budget per client address and
+    /// client id (the engine installs it with the admission); `None`: process-local budgets.
+    fn failure_budget(&self, config: &ThrottleConfig) -> Option<Arc<dyn FailureBudget>> {
+        let _ = config;
+        None
+    }
 }
 
 /// A lease held in a shared backend (implemented by the SQLite and Redis backends). An
@@ -179,8 +190,12 @@ pub trait SharedLease: Send + Sync + fmt::Debug {
 
 /// One admitted request in flight. Released on drop (also during unwinding). Carries the
 /// budget status of a metered key ([`Lease::budget`]) for the host's response headers.
+///
+/// The budget status is boxed: it exists only for metered keys, and an unboxed one would
+/// triple the size of every lease moved through `admit` (measured: local admission 1.24x the
+/// bare limiter's lease with it inline).
 #[derive(Debug)]
-pub struct Lease(Held, Option<BudgetStatus>);
+pub struct Lease(Held, Option<Box<BudgetStatus>>);
 
 #[derive(Debug)]
 enum Held {
@@ -216,14 +231,14 @@ impl Lease {
     /// Attaches the budget status the backend computed while admitting.
     #[must_use]
     pub fn with_budget(mut self, budget: Option<BudgetStatus>) -> Self {
-        self.1 = budget;
+        self.1 = budget.map(Box::new);
         self
     }
 
     /// The rate limit and credits state after this request (`None`: an unmetered key), so
     /// a host can send `RateLimit` on success ([`BudgetStatus::headers`]).
     pub fn budget(&self) -> Option<&BudgetStatus> {
-        self.1.as_ref()
+        self.1.as_deref()
     }
 
     /// The shared backend this lease should have been counted in, when it was unreachable.

@@ -33,6 +33,17 @@ const CREATE_BUDGETS: &str = "
     ) STRICT, WITHOUT ROWID;
 ";
 
+/// Failed-authentication debts per subject (see `sqlite_failures.rs`).
+const CREATE_FAILURES: &str = "
+    CREATE TABLE IF NOT EXISTS keycel_failures (
+        kind    TEXT NOT NULL,
+        key     TEXT NOT NULL,
+        debt_ms INTEGER NOT NULL,
+        at_ms   INTEGER NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) STRICT, WITHOUT ROWID;
+";
+
 /// Moves a first-layout `keycel_leases` (rowid table, AUTOINCREMENT, separate index) to the
 /// current layout, keeping every row and its id, in one transaction.
 ///
@@ -77,6 +88,7 @@ pub(super) fn ensure_schema(conn: &mut Connection) -> Result<(), rusqlite::Error
     // `CREATE INDEX IF NOT EXISTS` fits the new columns): one more page per write, dropped here.
     tx.execute_batch("DROP INDEX IF EXISTS keycel_leases_by_key;")?;
     tx.execute_batch(CREATE_BUDGETS)?;
+    tx.execute_batch(CREATE_FAILURES)?;
     tx.commit()
 }
 
