@@ -65,12 +65,18 @@ def test_a_bad_budget_creates_nothing(kw: Dict[str, Any], field: str) -> None:
     assert ring.list() == []
 
 
-def test_bad_budget_types_are_argument_errors() -> None:
+def test_values_without_a_json_form_are_argument_errors() -> None:
+    """JSON-shaped mistakes (a list, an unreadable window) are core's field-named
+    `InvalidRecordError`, as in every runtime (tests/vectors/forms/budgets.json); a value with
+    no JSON form at all cannot be converted and is the binding's `InvalidArgumentError`."""
     ring = keycel.Keyring(hash=CHEAP)
     with pytest.raises(keycel.InvalidArgumentError):
-        ring.create("k", role="reader", rate_limit=[100, "1m"])  # type: ignore[arg-type]
+        ring.create("k", role="reader", rate_limit={"limit": 5, "per": object()})
     with pytest.raises(keycel.InvalidArgumentError):
-        ring.create("k", role="reader", rate_limit={"limit": 5, "per": "soon"})
+        ring.create("k", role="reader", credits={1, 2})  # type: ignore[arg-type]
+    with pytest.raises(keycel.InvalidRecordError) as e:
+        ring.create("k", role="reader", rate_limit=[100, "1m"])  # type: ignore[arg-type]
+    assert e.value.field == "rate_limit"
     assert ring.list() == []
 
 

@@ -56,3 +56,63 @@ pub fn check_record_forms(forms: &RecordForms) -> Vec<String> {
     }
     failures
 }
+
+/// `tests/vectors/forms/budgets.json`: the budget input shapes (`rate_limit`, `credits`) as a
+/// user sends them (the management API's fields, Python's keywords, the JS key spec), and the
+/// record form each becomes or the field-named error it gets, the same in every runtime.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetForms {
+    /// What the file holds.
+    pub description: String,
+    /// When the keys are created (a grant's `set_at`).
+    pub now: String,
+    /// The cases.
+    pub cases: Vec<BudgetFormCase>,
+}
+
+/// One input and what it must give.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetFormCase {
+    /// Name.
+    pub name: String,
+    /// `{"rate_limit": ...}` or `{"credits": ...}`: the value as sent.
+    pub input: serde_json::Value,
+    /// The record's field as stored and shown (`{"rate_limit": {...}}`), or
+    /// `{"error": {"code": "invalid_record", "field": "rate_limit.per"}}`.
+    pub expect: serde_json::Value,
+}
+
+/// The file's path.
+pub fn budget_forms_path() -> PathBuf {
+    crate::repo_root().join("tests/vectors/forms/budgets.json")
+}
+
+/// What core's parser (`keycel::budget::spec`) makes of a case's input: the record field or
+/// the error, in the case's `expect` form.
+pub fn parse_budget_input(input: &serde_json::Value, now: keycel::time::Timestamp) -> serde_json::Value {
+    use keycel::budget::spec;
+    use serde_json::json;
+    let parsed = match (input.get("rate_limit"), input.get("credits")) {
+        (Some(v), None) => spec::rate_limit("rate_limit", v).map(|r| json!({ "rate_limit": r })),
+        (None, Some(v)) => spec::credits("credits", v, now).map(|g| json!({ "credits": g })),
+        _ => return json!({ "error": { "code": "bad_case", "field": "" } }),
+    };
+    parsed.unwrap_or_else(|e| json!({ "error": { "code": "invalid_record", "field": e.field } }))
+}
+
+/// Checks every case through core; one line per mismatch.
+pub fn check_budget_forms(forms: &BudgetForms) -> Vec<String> {
+    let Ok(now) = keycel::time::Timestamp::parse_rfc3339(&forms.now) else {
+        return vec![format!("bad now {}", forms.now)];
+    };
+    forms
+        .cases
+        .iter()
+        .filter_map(|c| {
+            let got = parse_budget_input(&c.input, now);
+            (got != c.expect).then(|| format!("{}: {} gave {got}, expected {}", c.name, c.input, c.expect))
+        })
+        .collect()
+}

@@ -33,6 +33,15 @@ fn every_status_code_is_covered() {
 }
 
 #[test]
+fn budget_input_forms_match_the_vectors() {
+    use keycel_conformance::forms::{budget_forms_path, check_budget_forms, BudgetForms};
+    let forms: BudgetForms = serde_json::from_str(&std::fs::read_to_string(budget_forms_path()).unwrap()).unwrap();
+    assert!(forms.cases.len() >= 20, "only {} budget form cases", forms.cases.len());
+    let failures = check_budget_forms(&forms);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
 fn public_record_forms_match_the_vectors() {
     use keycel_conformance::forms::{check_record_forms, record_forms_path, RecordForms};
     let forms: RecordForms = serde_json::from_str(&std::fs::read_to_string(record_forms_path()).unwrap()).unwrap();

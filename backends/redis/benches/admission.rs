@@ -13,15 +13,11 @@
 
 mod common;
 
-use common::{engine, Server, TempDir};
+use common::{engine, Caller, Server, TempDir};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use keycel::admission::{Admission, LocalAdmission, SqliteAdmission, Ticket};
-use keycel::engine::Request;
-use keycel::hash::{HashParams, HashPolicy};
-use keycel::keyring::{Actor, Keyring, NewKey};
 use keycel::limiter::{Limiter, LimiterConfig};
-use keycel::store::MemoryStore;
 use keycel::time::Timestamp;
 use keycel_redis::{RedisAdmission, RedisConfig};
 use std::hint::black_box;
@@ -107,12 +103,8 @@ fn benches(c: &mut Criterion) {
         usec_per_call(&mut ping, "zrem"),
     );
 
-    let store = Arc::new(MemoryStore::new());
-    let ring = Keyring::new(store.clone()).with_hash(HashPolicy::with_params(HashParams::EDGE).unwrap()).unwrap();
-    let (_, key) = ring.create(&Actor::Operator("bench".into()), NewKey::api("bench", "integration"), now).unwrap();
-    let bearer = format!("Bearer {}", key.token().expose());
-    let headers = [("accept", "application/json"), ("authorization", bearer.as_str())];
-    let req = Request::new("api.read").account("acc_2").method("GET").path("/v1/data");
+    let caller = Caller::new(now);
+    let (store, headers, req) = (&caller.store, caller.headers(), &caller.request);
     let engines = [
         ("local", engine()),
         ("sqlite", engine().with_admission(sqlite.clone())),
@@ -120,8 +112,8 @@ fn benches(c: &mut Criterion) {
     ];
     let mut g = c.benchmark_group("authorize_cached_with_admission");
     for (name, e) in &engines {
-        assert!(e.authorize(headers, &req, store.as_ref(), now).decision.allowed);
-        g.bench_function(*name, |b| b.iter(|| e.authorize(black_box(headers), black_box(&req), store.as_ref(), now)));
+        assert!(e.authorize(headers, req, store.as_ref(), now).decision.allowed);
+        g.bench_function(*name, |b| b.iter(|| e.authorize(black_box(headers), black_box(req), store.as_ref(), now)));
     }
     g.finish();
     drop(engines);

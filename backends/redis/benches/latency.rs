@@ -12,13 +12,9 @@
 
 mod common;
 
-use common::{engine, Server, TempDir};
+use common::{engine, Caller, Server, TempDir};
 use keycel::admission::{Admission, LocalAdmission, SqliteAdmission, Ticket};
-use keycel::engine::Request;
-use keycel::hash::{HashParams, HashPolicy};
-use keycel::keyring::{Actor, Keyring, NewKey};
 use keycel::limiter::{Limiter, LimiterConfig};
-use keycel::store::MemoryStore;
 use keycel::time::Timestamp;
 use keycel_redis::{RedisAdmission, RedisConfig};
 use std::collections::BTreeMap;
@@ -90,19 +86,15 @@ fn main() {
     let mut ping = redis::Client::open(info).unwrap().get_connection().unwrap();
     let empty: String = redis::cmd("SCRIPT").arg("LOAD").arg("return 1").query(&mut ping).unwrap();
 
-    let store = Arc::new(MemoryStore::new());
-    let ring = Keyring::new(store.clone()).with_hash(HashPolicy::with_params(HashParams::EDGE).unwrap()).unwrap();
-    let (_, key) = ring.create(&Actor::Operator("bench".into()), NewKey::api("bench", "integration"), now).unwrap();
-    let bearer = format!("Bearer {}", key.token().expose());
-    let headers = [("accept", "application/json"), ("authorization", bearer.as_str())];
-    let req = Request::new("api.read").account("acc_2").method("GET").path("/v1/data");
+    let caller = Caller::new(now);
+    let (store, headers, req) = (&caller.store, caller.headers(), &caller.request);
     let engines = [
         ("authorize/local", engine()),
         ("authorize/sqlite", engine().with_admission(sqlite.clone())),
         ("authorize/redis", engine().with_admission(redis.clone())),
     ];
     for (_, e) in &engines {
-        assert!(e.authorize(headers, &req, store.as_ref(), now).decision.allowed);
+        assert!(e.authorize(headers, req, store.as_ref(), now).decision.allowed);
     }
 
     // The floor of any admission script that keeps the rules (Redis's clock, count
@@ -155,7 +147,7 @@ fn main() {
                 }
                 _ => {
                     for (name, e) in &engines {
-                        let d = r.time(name, || e.authorize(black_box(headers), black_box(&req), store.as_ref(), now));
+                        let d = r.time(name, || e.authorize(black_box(headers), black_box(req), store.as_ref(), now));
                         drop(d);
                     }
                 }

@@ -13,12 +13,14 @@
 --   "admit":  2 limit, 3 ttl_ms, 4 lease id, 5 cost, 6 rate interval_ms (0: no rate limit),
 --             7 rate tolerance_ms, 8..13 grant (8 "-" : unmetered); 5..13 absent (and KEYS
 --             2 and 3 with them): no rate limit, unmetered (the short form most admits take)
---      -> {1, held, rate_remaining (-1: none), rate_reset_ms, credits_remaining (-1: none), used, period, epoch}
+--      -> held (the count alone: the short form, admitted)
+--       | {1, held, rate_remaining (-1: none), rate_reset_ms, credits_remaining (-1: none), used, period, epoch}
 --       | {0, "busy", held} | {0, "rate", retry_after_ms, reset_ms}
 --       | {0, "credits", retry_after_ms (-1: no refill), used, period, epoch}
 -- grant: first, amount, interval_ms, epoch_ms, floor_period, floor_used. The floor is the
 -- highest `used` the calling process has seen for (epoch, floor_period): when the state is
 -- gone (FLUSHALL, restart without persistence) the count re-starts from it, not from zero.
+
 -- The short admit (no rate limit, unmetered: most requests) with room: the four calls every
 -- admit needs and nothing else, answered with the count alone. A full set goes on to the
 -- general path below, which reclaims lost leases before it refuses.

@@ -70,9 +70,16 @@ pub fn rate_limit(name: &str, v: &Value) -> Result<RateLimit, SpecError> {
         .map_err(|e| SpecError::invalid(&e.field, e.message))
 }
 
-/// `{"remaining": 1000, "refill": {"amount": 1000, "interval": "1d"} | null}` granted at
-/// `now` (a new count), checked by [`CreditGrant::validate`].
+/// `{"remaining": 1000, "refill": {"amount": 1000, "interval": "1d"} | null}`, or a bare
+/// whole number (the count alone, no refill: `credits = 1000`), granted at `now` (a new
+/// count), checked by [`CreditGrant::validate`].
 pub fn credits(name: &str, v: &Value, now: Timestamp) -> Result<CreditGrant, SpecError> {
+    if v.is_number() {
+        return grant(CreditGrant { remaining: whole(name, "remaining", v)?, refill: None, set_at: now });
+    }
+    if !v.is_object() {
+        return Err(SpecError::invalid(name, format!("`{name}` must be an object or a whole number")));
+    }
     let o = strict_object(name, v, &["remaining", "refill"])?;
     let remaining = whole(name, "remaining", required(name, o, "remaining")?)?;
     let refill = match o.get("refill") {
@@ -85,9 +92,12 @@ pub fn credits(name: &str, v: &Value, now: Timestamp) -> Result<CreditGrant, Spe
             Some(Refill { amount, interval })
         }
     };
-    let grant = CreditGrant { remaining, refill, set_at: now };
-    grant.validate().map_err(|e| SpecError::invalid(&e.field, e.message))?;
-    Ok(grant)
+    grant(CreditGrant { remaining, refill, set_at: now })
+}
+
+fn grant(g: CreditGrant) -> Result<CreditGrant, SpecError> {
+    g.validate().map_err(|e| SpecError::invalid(&e.field, e.message))?;
+    Ok(g)
 }
 
 #[cfg(test)]
@@ -133,5 +143,11 @@ mod tests {
         assert_eq!(err(credits("credits", &bad, now)), ("credits.refill.interval".into(), false));
         assert_eq!(err(credits("credits", &json!({"remaining": -1}), now)), ("credits.remaining".into(), false));
         assert_eq!(err(credits("credits", &json!({"left": 1}), now)), ("credits.left".into(), true));
+        assert_eq!(
+            credits("credits", &json!(1000), now).unwrap(),
+            CreditGrant { remaining: 1000, refill: None, set_at: now }
+        );
+        assert_eq!(err(credits("credits", &json!(-1), now)), ("credits.remaining".into(), false));
+        assert_eq!(err(credits("credits", &json!("lots"), now)), ("credits".into(), false));
     }
 }

@@ -12,7 +12,10 @@ use keycel::record::{AccountScope, KeyKind, KeyRecord, PreviousSecret, UserRecor
 use keycel::test_rng::TestRng;
 use keycel::time::{Duration, Timestamp};
 use keycel::token::{IssuedKey, TokenFormat};
-use keycel_conformance::forms::{check_record_forms, record_forms_path, RecordFormCase, RecordForms};
+use keycel_conformance::forms::{
+    budget_forms_path, check_budget_forms, check_record_forms, record_forms_path, BudgetFormCase, BudgetForms,
+    RecordFormCase, RecordForms,
+};
 use keycel_conformance::{
     repo_root, run, Case, Expect, ManagementCase, ManagementExpect, NewKeySpec, TokenSet, Vector,
 };
@@ -846,7 +849,99 @@ fn delegation() -> R<Vector> {
     Ok(g.finish("Issue 11: delegated key management never escalates (management cases run through every keyring)."))
 }
 
+/// Budget inputs as users send them, with the record form or field-named error each must
+/// give (stated here; checked through core's parser before writing).
+fn budget_forms() -> BudgetForms {
+    use serde_json::json;
+    const NOW: &str = "2026-11-23T12:00:00Z";
+    let ok = |name: &str, input: serde_json::Value, expect: serde_json::Value| BudgetFormCase {
+        name: name.to_string(),
+        input,
+        expect,
+    };
+    let bad = |name: &str, input: serde_json::Value, field: &str| BudgetFormCase {
+        name: name.to_string(),
+        input,
+        expect: json!({ "error": { "code": "invalid_record", "field": field } }),
+    };
+    let cases = vec![
+        ok(
+            "rate limit with burst",
+            json!({"rate_limit": {"limit": 100, "per": "1m", "burst": 20}}),
+            json!({"rate_limit": {"limit": 100, "per": "1m", "burst": 20}}),
+        ),
+        ok(
+            "burst defaults to 0",
+            json!({"rate_limit": {"limit": 5, "per": "10s"}}),
+            json!({"rate_limit": {"limit": 5, "per": "10s", "burst": 0}}),
+        ),
+        ok(
+            "the window is shown in its largest whole unit",
+            json!({"rate_limit": {"limit": 5, "per": "120s"}}),
+            json!({"rate_limit": {"limit": 5, "per": "2m", "burst": 0}}),
+        ),
+        bad("limit 0", json!({"rate_limit": {"limit": 0, "per": "1m"}}), "rate_limit.limit"),
+        bad("limit as a string", json!({"rate_limit": {"limit": "5", "per": "1m"}}), "rate_limit.limit"),
+        bad("limit not whole", json!({"rate_limit": {"limit": 2.5, "per": "1m"}}), "rate_limit.limit"),
+        bad("window missing", json!({"rate_limit": {"limit": 5}}), "rate_limit.per"),
+        bad("window unreadable", json!({"rate_limit": {"limit": 5, "per": "soon"}}), "rate_limit.per"),
+        bad("negative burst", json!({"rate_limit": {"limit": 5, "per": "1m", "burst": -1}}), "rate_limit.burst"),
+        bad("unknown field", json!({"rate_limit": {"limit": 5, "per": "1m", "brust": 1}}), "rate_limit.brust"),
+        bad("not an object", json!({"rate_limit": [100, "1m"]}), "rate_limit"),
+        ok(
+            "credits as a bare count",
+            json!({"credits": 1000}),
+            json!({"credits": {"remaining": 1000, "refill": null, "set_at": NOW}}),
+        ),
+        ok(
+            "credits without refill",
+            json!({"credits": {"remaining": 3}}),
+            json!({"credits": {"remaining": 3, "refill": null, "set_at": NOW}}),
+        ),
+        ok(
+            "credits with a refill",
+            json!({"credits": {"remaining": 10000, "refill": {"amount": 500, "interval": "86400s"}}}),
+            json!({"credits": {"remaining": 10000, "refill": {"amount": 500, "interval": "1d"}, "set_at": NOW}}),
+        ),
+        ok(
+            "zero credits",
+            json!({"credits": {"remaining": 0, "refill": null}}),
+            json!({"credits": {"remaining": 0, "refill": null, "set_at": NOW}}),
+        ),
+        bad("negative count", json!({"credits": -1}), "credits.remaining"),
+        bad("negative remaining", json!({"credits": {"remaining": -1}}), "credits.remaining"),
+        bad(
+            "refill of nothing",
+            json!({"credits": {"remaining": 5, "refill": {"amount": 0, "interval": "1d"}}}),
+            "credits.refill.amount",
+        ),
+        bad(
+            "refill without interval",
+            json!({"credits": {"remaining": 5, "refill": {"amount": 3}}}),
+            "credits.refill.interval",
+        ),
+        bad("unknown credits field", json!({"credits": {"left": 5}}), "credits.left"),
+        bad("credits as text", json!({"credits": "lots"}), "credits"),
+    ];
+    BudgetForms {
+        description: "Issue 13: the budget input shapes (rate_limit, credits) as the management API, Python's \
+            Keyring.create(rate_limit=, credits=) and the JS key spec (rateLimit, credits) take them, and the \
+            record form each becomes or the field-named invalid_record error it gets, in every runtime."
+            .to_string(),
+        now: NOW.to_string(),
+        cases,
+    }
+}
+
 fn main() -> Result<(), String> {
+    let budget_inputs = budget_forms();
+    let failures = check_budget_forms(&budget_inputs);
+    if !failures.is_empty() {
+        return Err(format!("budget forms:\n{}", failures.join("\n")));
+    }
+    let json = serde_json::to_string_pretty(&budget_inputs).map_err(|e| e.to_string())?;
+    std::fs::write(budget_forms_path(), json + "\n").map_err(|e| e.to_string())?;
+    println!("tests/vectors/forms/budgets.json: {} cases", budget_inputs.cases.len());
     let forms = record_forms()?;
     let failures = check_record_forms(&forms);
     if !failures.is_empty() {

@@ -61,3 +61,27 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// One API key in a memory store and the request every `authorize` bench sends with it.
+pub struct Caller {
+    pub store: std::sync::Arc<keycel::store::MemoryStore>,
+    bearer: String,
+    pub request: keycel::engine::Request,
+}
+
+impl Caller {
+    pub fn new(now: keycel::time::Timestamp) -> Self {
+        use keycel::keyring::{Actor, Keyring, NewKey};
+        let store = std::sync::Arc::new(keycel::store::MemoryStore::new());
+        let ring = Keyring::new(store.clone()).with_hash(HashPolicy::with_params(HashParams::EDGE).unwrap()).unwrap();
+        let (_, key) = ring.create(&Actor::Operator("bench".into()), NewKey::api("bench", "integration"), now).unwrap();
+        let bearer = format!("Bearer {}", key.token().expose());
+        let request = keycel::engine::Request::new("api.read").account("acc_2").method("GET").path("/v1/data");
+        Caller { store, bearer, request }
+    }
+
+    /// The request's headers (a cache hit after the first call).
+    pub fn headers(&self) -> [(&str, &str); 2] {
+        [("accept", "application/json"), ("authorization", self.bearer.as_str())]
+    }
+}
