@@ -138,12 +138,71 @@ pub trait FailureBudget: Send + Sync + fmt::Debug {
     /// Gives back a charge that turned out not to be a failure (a success).
     fn refund(&self, subject: Subject<'_>, now: Timestamp);
     /// Whether a charge to `subject` would be refused now, without charging or tracking it:
-    /// what [`Engine::screen`](crate::engine::Engine::screen) asks before anything else. The
-    /// default says "not exhausted" (a budget that cannot peek cheaply screens nothing; the
-    /// step's charge still holds the bound).
+    /// what [`Engine::screen`](crate::engine::Engine::screen) asks before anything else, often
+    /// on an event loop, so it must not wait on I/O. The default says "not exhausted" (a budget
+    /// that cannot peek cheaply screens nothing; the step's charge still holds the bound); a
+    /// shared budget answers from the refusals this process saw ([`Refusals`]).
     fn exhausted(&self, subject: Subject<'_>, now: Timestamp) -> Option<Exhausted> {
         let _ = (subject, now);
         None
+    }
+}
+
+/// The refusals this process's own charges got from a shared budget, each until its
+/// `Retry-After`: what a shared budget's [`FailureBudget::exhausted`] answers from, so the
+/// screen (run inline on event loops, before anything else) never waits on a store or a
+/// network. The step's charge stays the authority: a subject another process exhausted is
+/// refused there, one step later; a refusal here is forgotten on this process's next accepted
+/// charge or refund of the subject, or when its `Retry-After` passes. At most `cap` subjects.
+#[derive(Debug)]
+pub struct Refusals {
+    until: Mutex<HashMap<String, i64>>,
+    cap: usize,
+}
+
+impl Refusals {
+    /// Empty, remembering at most `cap` subjects.
+    pub fn new(cap: usize) -> Self {
+        Refusals { until: Mutex::default(), cap: cap.max(1) }
+    }
+
+    fn name(subject: Subject<'_>) -> String {
+        format!("{}:{}", subject.kind(), subject.key())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, i64>> {
+        self.until.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records what a charge answered: a refusal is kept until its `Retry-After`, an accepted
+    /// charge forgets the subject's refusal.
+    pub fn note(&self, subject: Subject<'_>, now_ms: i64, answer: Result<(), Exhausted>) {
+        let mut until = self.lock();
+        match answer {
+            Ok(()) => {
+                until.remove(&Self::name(subject));
+            }
+            Err(e) => {
+                if until.len() >= self.cap {
+                    until.retain(|_, t| *t > now_ms);
+                }
+                if until.len() < self.cap {
+                    let wait = i64::from(e.retry_after_secs).saturating_mul(1000);
+                    until.insert(Self::name(subject), now_ms.saturating_add(wait));
+                }
+            }
+        }
+    }
+
+    /// Forgets the subject's refusal (a refund gave a charge back).
+    pub fn forget(&self, subject: Subject<'_>) {
+        self.lock().remove(&Self::name(subject));
+    }
+
+    /// The refusal still in force for `subject` at `now_ms`, if any.
+    pub fn peek(&self, subject: Subject<'_>, now_ms: i64) -> Option<Exhausted> {
+        let until = *self.lock().get(&Self::name(subject))?;
+        (until > now_ms).then(|| Exhausted::after_ms(until - now_ms))
     }
 }
 
@@ -416,6 +475,33 @@ mod tests {
         for _ in 0..100 {
             assert!(b.charge(Subject::ClientId("kc_x"), t(0)).is_ok());
         }
+    }
+
+    /// A shared budget's peek: a refusal holds until its Retry-After, an accepted charge or a
+    /// refund forgets it, addresses count per /64, and memory stays within the cap.
+    #[test]
+    fn refusals_hold_until_retry_after_and_are_capped() {
+        let r = Refusals::new(2);
+        let ip = Subject::Ip("2001:db8::1");
+        let refused = Err(Exhausted { retry_after_secs: 3 });
+        r.note(ip, 10_000, refused);
+        assert_eq!(r.peek(Subject::Ip("2001:db8::ffff"), 10_500), Some(Exhausted { retry_after_secs: 3 }));
+        assert_eq!(r.peek(ip, 12_100), Some(Exhausted { retry_after_secs: 1 }));
+        assert_eq!(r.peek(ip, 13_000), None);
+        assert_eq!(r.peek(Subject::ClientId("2001:db8::1"), 10_500), None, "kinds are apart");
+        r.note(ip, 20_000, refused);
+        r.note(ip, 20_000, Ok(()));
+        assert_eq!(r.peek(ip, 20_001), None);
+        r.note(ip, 20_000, refused);
+        r.forget(ip);
+        assert_eq!(r.peek(ip, 20_001), None);
+        for n in 0..10 {
+            r.note(Subject::ClientId(&format!("kc_{n}")), 30_000, refused);
+        }
+        assert!(r.lock().len() <= 2);
+        // Expired entries make room again.
+        r.note(Subject::ClientId("kc_late"), 40_000, refused);
+        assert_eq!(r.peek(Subject::ClientId("kc_late"), 40_001), Some(Exhausted { retry_after_secs: 3 }));
     }
 
     #[test]

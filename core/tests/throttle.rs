@@ -410,3 +410,44 @@ fn two_workers_over_one_sqlite_file_charge_one_budget() {
     assert_throttled(&r, hashed);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The screen never waits on the file: while another process holds the SQLite write lock and
+/// this process's admission connection waits for it inside a charge, the shared budget's peek
+/// (what `Engine::screen` asks on an event loop) answers at once, from the refusals this
+/// process's charges got.
+#[cfg(feature = "sqlite")]
+#[test]
+fn the_shared_budgets_screen_never_waits_on_the_file() {
+    use keycel::admission::SqliteAdmission;
+    use keycel::limiter::LimiterConfig;
+    use keycel::throttle::Subject;
+    let dir = std::env::temp_dir().join(format!("keycel-throttle-screen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("keys.db");
+    let mut w = world();
+    w.engine = w.engine.with_admission(Arc::new(SqliteAdmission::open(&file, LimiterConfig::default()).unwrap()));
+    let budget = w.engine.failure_budget().clone();
+    let ip = Subject::Ip("203.0.113.77");
+    for _ in 0..20 {
+        budget.charge(ip, w.now).unwrap();
+    }
+    let refused = budget.charge(ip, w.now).unwrap_err();
+    // Another process takes the write lock and keeps it.
+    let other = rusqlite::Connection::open(&file).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let charging = {
+        let budget = budget.clone();
+        let now = w.now;
+        std::thread::spawn(move || budget.charge(Subject::Ip("198.51.100.200"), now))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let start = std::time::Instant::now();
+    assert_eq!(budget.exhausted(ip, w.now), Some(refused));
+    assert_eq!(budget.exhausted(Subject::Ip("198.51.100.201"), w.now), None);
+    let waited = start.elapsed();
+    other.execute_batch("COMMIT").unwrap();
+    assert!(charging.join().unwrap().is_ok());
+    assert!(waited < std::time::Duration::from_secs(2), "the peek waited {waited:?} on the file");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -2,8 +2,8 @@
 -- `throttle::Debt` (GCRA kept as debt) on Redis's clock, so every process of a fleet charges
 -- one budget. Same arithmetic as `core/src/throttle.rs` (tests/failures.rs compares them).
 -- KEYS[1] `{keycel:fail:<kind>:<key>}`: hash {ms = debt in ms, at = when written (ms)}
--- ARGV: 1 op ("charge" | "refund" | "peek"), 2 interval_ms, 3 tolerance_ms
---   -> 0 (charged / refunded / would be charged) | wait_ms > 0 (refused; nothing written)
+-- ARGV: 1 op ("charge" | "refund"), 2 interval_ms, 3 tolerance_ms
+--   -> 0 (charged / refunded) | wait_ms > 0 (refused; nothing written)
 -- The hash expires a window (interval + tolerance) after its last write: the debt is paid by then.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -24,8 +24,6 @@ local next = debt + interval
 if next > tolerance + interval then
   return next - interval - tolerance
 end
-if ARGV[1] == 'charge' then
-  redis.call('HSET', KEYS[1], 'ms', next, 'at', now)
-  redis.call('PEXPIRE', KEYS[1], interval + tolerance)
-end
+redis.call('HSET', KEYS[1], 'ms', next, 'at', now)
+redis.call('PEXPIRE', KEYS[1], interval + tolerance)
 return 0

@@ -5,12 +5,13 @@
 //! One hash per subject (`{keycel:fail:<kind>:<key>}`), updated by `failures.lua` with core's
 //! debt arithmetic on Redis's clock: a charge checks and writes in one atomic round trip, so
 //! concurrent workers never overshoot. Only failures (and the successes that refund them)
-//! reach Redis; a cached key's success never does. When Redis cannot answer, the budgets fall
+//! reach Redis; a cached key's success never does, and neither does the screen (a peek, run on
+//! event loops): it answers from the refusals this process's charges got ([`Refusals`]). When Redis cannot answer, the budgets fall
 //! back to this process's ([`LocalBudget`]): the flood bound then holds per process, as
 //! without Redis, and no client is locked out by an outage.
 
 use crate::Shared;
-use keycel::throttle::{Exhausted, FailureBudget, LocalBudget, Subject, ThrottleConfig};
+use keycel::throttle::{Exhausted, FailureBudget, LocalBudget, Refusals, Subject, ThrottleConfig};
 use keycel::time::Timestamp;
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ pub(crate) struct RedisFailures {
     config: ThrottleConfig,
     script: redis::Script,
     fallback: LocalBudget,
+    refusals: Refusals,
 }
 
 impl std::fmt::Debug for RedisFailures {
@@ -43,7 +45,8 @@ impl std::fmt::Debug for RedisFailures {
 impl RedisFailures {
     pub(crate) fn new(shared: Arc<Shared>, config: ThrottleConfig) -> Self {
         let fallback = LocalBudget::new(config.clone());
-        RedisFailures { shared, config, script: script(), fallback }
+        let refusals = Refusals::new(config.max_tracked);
+        RedisFailures { shared, config, script: script(), fallback, refusals }
     }
 
     /// The script's answer for `op` (0, or the wait in ms before the next failure is allowed);
@@ -57,24 +60,24 @@ impl RedisFailures {
 
 impl FailureBudget for RedisFailures {
     fn charge(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
-        match self.run("charge", subject) {
+        let answer = match self.run("charge", subject) {
             None | Some(Ok(0)) => Ok(()),
             Some(Ok(wait_ms)) => Err(Exhausted::after_ms(wait_ms)),
             Some(Err(_)) => self.fallback.charge(subject, now),
-        }
+        };
+        self.refusals.note(subject, now.unix().saturating_mul(1000), answer);
+        answer
     }
 
     fn refund(&self, subject: Subject<'_>, now: Timestamp) {
+        self.refusals.forget(subject);
         if let Some(Err(_)) = self.run("refund", subject) {
             self.fallback.refund(subject, now);
         }
     }
 
+    /// No round trip: the refusals this process saw (the fallback's during an outage).
     fn exhausted(&self, subject: Subject<'_>, now: Timestamp) -> Option<Exhausted> {
-        match self.run("peek", subject)? {
-            Ok(0) => None,
-            Ok(wait_ms) => Some(Exhausted::after_ms(wait_ms)),
-            Err(_) => self.fallback.exhausted(subject, now),
-        }
+        self.refusals.peek(subject, now.unix().saturating_mul(1000)).or_else(|| self.fallback.exhausted(subject, now))
     }
 }

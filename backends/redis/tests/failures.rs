@@ -21,9 +21,10 @@ fn budget(url: &str) -> Arc<dyn FailureBudget> {
     a.failure_budget(&config()).expect("a shared backend keeps failure budgets")
 }
 
-/// The same sequence of charges, refunds and peeks through two servers' budgets in Redis
-/// answers exactly what one process-local budget answers (within one second, so Redis's
-/// clock and the fixed `now` of the local budget agree to the second).
+/// The same sequence of charges and refunds through two servers' budgets in Redis answers
+/// exactly what one process-local budget answers (within one second, so Redis's clock and the
+/// fixed `now` of the local budget agree to the second); peeks answer from each process's
+/// refusals, without a round trip.
 #[test]
 fn two_servers_charge_one_budget_with_cores_answers() {
     let redis = Redis::start();
@@ -43,10 +44,15 @@ fn two_servers_charge_one_budget_with_cores_answers() {
     assert_eq!(b.charge(ip, now), refused);
     assert_eq!(a.exhausted(ip, now), local.exhausted(ip, now));
     // A success refunds one charge everywhere: one more failure fits, then refused again.
+    // The peek (the screen, no round trip) answers from the refusals each process saw: the
+    // refunding one forgets its own at once, the other keeps answering its last refusal until
+    // its next accepted charge (the step's charge, shared, is the authority) or Retry-After.
     b.refund(ip, now);
     local.refund(ip, now);
-    assert_eq!(a.exhausted(ip, now), None);
+    assert_eq!(b.exhausted(ip, now), None);
+    assert_eq!(a.exhausted(ip, now), Some(Exhausted { retry_after_secs: 3 }));
     assert_eq!(a.charge(ip, now), local.charge(ip, now));
+    assert_eq!(a.exhausted(ip, now), None);
     assert_eq!(b.charge(ip, now), local.charge(ip, now));
     assert!(b.charge(ip, now).is_err());
     // Client ids have their own budget (10); other subjects are untouched; peeks charge nothing.

@@ -4,7 +4,9 @@
 //!
 //! One row per subject in `keycel_failures` (kind, key, the [`Debt`]); a charge is one short
 //! `BEGIN IMMEDIATE` transaction (read, [`Debt::charged`], write) so concurrent processes never
-//! overshoot; a peek is one read; a refund one transaction. The same debt arithmetic as the
+//! overshoot; a refund one transaction. A peek (the screen, on event loops) reads nothing: it
+//! answers from the refusals this process's charges got ([`Refusals`]), since the admission
+//! connection may be waiting on another process's write lock. The same debt arithmetic as the
 //! process-local budget, so the answers (429 and `Retry-After`) are the same. Rows whose debt
 //! is paid back carry nothing and are deleted every [`PRUNE_EVERY`] charges of a handle.
 //!
@@ -13,7 +15,7 @@
 
 use super::sqlite::Shared;
 use super::sqlite_leases::Immediate;
-use crate::throttle::{Debt, Exhausted, FailureBudget, Subject, ThrottleConfig};
+use crate::throttle::{Debt, Exhausted, FailureBudget, Refusals, Subject, ThrottleConfig};
 use crate::time::Timestamp;
 use rusqlite::{params, Connection};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,6 +30,7 @@ pub(super) struct SqliteFailures {
     shared: Arc<Shared>,
     config: ThrottleConfig,
     charges: AtomicU32,
+    refusals: Refusals,
 }
 
 fn read(conn: &Connection, subject: Subject<'_>) -> Result<Option<Debt>, rusqlite::Error> {
@@ -50,7 +53,8 @@ fn write(conn: &Connection, subject: Subject<'_>, d: Debt) -> Result<(), rusqlit
 
 impl SqliteFailures {
     pub(super) fn new(shared: Arc<Shared>, config: ThrottleConfig) -> Self {
-        SqliteFailures { shared, config, charges: AtomicU32::new(0) }
+        let refusals = Refusals::new(config.max_tracked);
+        SqliteFailures { shared, config, charges: AtomicU32::new(0), refusals }
     }
 
     /// `Ok(Err(_))`: refused (nothing written).
@@ -80,11 +84,15 @@ impl SqliteFailures {
 impl FailureBudget for SqliteFailures {
     fn charge(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
         let Some(limit) = self.config.limit(subject) else { return Ok(()) };
-        self.try_charge(subject, now.unix().saturating_mul(1000), limit).unwrap_or(Ok(()))
+        let now_ms = now.unix().saturating_mul(1000);
+        let answer = self.try_charge(subject, now_ms, limit).unwrap_or(Ok(()));
+        self.refusals.note(subject, now_ms, answer);
+        answer
     }
 
     fn refund(&self, subject: Subject<'_>, now: Timestamp) {
         let Some(limit) = self.config.limit(subject) else { return };
+        self.refusals.forget(subject);
         let (interval, _) = self.config.rates(limit);
         let now_ms = now.unix().saturating_mul(1000);
         let conn = self.shared.conn();
@@ -97,10 +105,7 @@ impl FailureBudget for SqliteFailures {
     }
 
     fn exhausted(&self, subject: Subject<'_>, now: Timestamp) -> Option<Exhausted> {
-        let limit = self.config.limit(subject)?;
-        let (interval, tolerance) = self.config.rates(limit);
-        let conn = self.shared.conn();
-        let debt = read(&conn, subject).ok()??;
-        debt.exhausted(now.unix().saturating_mul(1000), interval, tolerance)
+        self.config.limit(subject)?;
+        self.refusals.peek(subject, now.unix().saturating_mul(1000))
     }
 }
