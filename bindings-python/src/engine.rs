@@ -453,7 +453,10 @@ impl Engine {
         let call = self.call(headers, action, account, method, path, ip, attributes, now, client_ip, cost)?;
         let pools = self.pools(py)?;
         let now = now.map_or_else(|| py.None(), |n| n.clone().unbind());
-        if !self.store.in_memory {
+        // The first step runs on the loop only when nothing in it does I/O: a memory store and
+        // process-local admission (a shared admission's round trip and its failure budgets are
+        // I/O, so they go to the pool like a store's lookup).
+        if !self.store.in_memory || self.inner.admission().name() != "local" {
             // A client over its failure budget is answered here, not after queueing for the store.
             // So is anything that would need argon2 while its pool is full (charged like the
             // step, without queueing for the lookup first).

@@ -268,3 +268,45 @@ def test_redis_restarted_mid_run_fail_mode_then_recovery(pair: Pair) -> None:
     with ThreadPoolExecutor(max_workers=20) as ex:
         statuses = sorted(ex.map(lambda i: pair.slow(i, 4000), range(20)))
     assert statuses == [200] * 5 + [429] * 15, statuses
+
+
+def test_the_event_loop_runs_while_redis_admission_waits(tmp_path: Path) -> None:
+    """With a memory store and Redis admission, `authorize_async` runs the first step (the
+    admission's round trip, the shared failure budgets) in the I/O pool, not on the loop: with
+    the real redis-server stopped (SIGSTOP), a cached key's request waits the admission's
+    timeout and answers 503, while the loop keeps ticking. Before, the step ran on the loop and
+    froze it for the whole timeout."""
+    import asyncio
+
+    redis = RedisServer(tmp_path)
+    try:
+        store = keycel.MemoryStore()
+        engine = keycel.Engine(DEFAULT_POLICY, store=store, admission=keycel.RedisAdmission(redis.url, timeout=1.0))
+        issued = keycel.Keyring(store, hash=CHEAP).create("loop", role="reader", accounts="all")
+        headers = {"Authorization": f"Bearer {issued.token}"}
+        assert engine.authorize(headers, "api.read", account="acc_1").allowed  # cached, script loaded
+        assert redis.proc is not None
+        redis.proc.send_signal(signal.SIGSTOP)
+        ticks: List[float] = []
+
+        async def ticker(until: "asyncio.Future[keycel.Decision]") -> None:
+            while not until.done():
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.01)
+
+        async def main() -> keycel.Decision:
+            call = asyncio.ensure_future(engine.authorize_async(headers, "api.read", account="acc_1"))
+            await ticker(call)
+            return await call
+
+        start = time.monotonic()
+        d = asyncio.run(main())
+        waited = time.monotonic() - start
+        assert d.status == 503 and d.code == "temporarily_unavailable", (d.status, d.code, d.reason)
+        assert waited >= 0.9, waited
+        gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+        assert len(ticks) >= 20 and max(gaps) < 0.5, (len(ticks), max(gaps, default=None))
+    finally:
+        if redis.proc is not None:
+            redis.proc.send_signal(signal.SIGCONT)
+        redis.stop()
