@@ -146,17 +146,6 @@ pub trait FailureBudget: Send + Sync + fmt::Debug {
         let _ = (subject, now);
         None
     }
-    /// The charge of an attempt shed before the lookup ([`Engine::shed`](crate::engine::Engine::shed),
-    /// on event loops while the argon2 pool is full): must not wait on I/O either. A shared
-    /// budget refuses from the refusals it knows and otherwise charges this process's own
-    /// budget ([`Refusals::charge_nowait`]); the default is [`FailureBudget::charge`].
-    fn charge_nowait(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
-        self.charge(subject, now)
-    }
-    /// Gives back a [`FailureBudget::charge_nowait`].
-    fn refund_nowait(&self, subject: Subject<'_>, now: Timestamp) {
-        self.refund(subject, now);
-    }
 }
 
 /// The refusals this process's own charges got from a shared budget, each until its
@@ -214,22 +203,6 @@ impl Refusals {
     pub fn peek(&self, subject: Subject<'_>, now_ms: i64) -> Option<Exhausted> {
         let until = *self.lock().get(&Self::name(subject))?;
         (until > now_ms).then(|| Exhausted::after_ms(until - now_ms))
-    }
-
-    /// A shared budget's [`FailureBudget::charge_nowait`]: a known refusal, else a charge to
-    /// this process's own budget `local` (a shed attempt never reaches argon2, so the shared
-    /// count is not needed to bound hashing; charging it still turns a flood's 503s into 429s,
-    /// per process).
-    pub fn charge_nowait(&self, local: &LocalBudget, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
-        let now_ms = now.unix().saturating_mul(1000);
-        if let Some(e) = self.peek(subject, now_ms) {
-            return Err(e);
-        }
-        let answer = local.charge(subject, now);
-        if answer.is_err() {
-            self.note(subject, now_ms, answer);
-        }
-        answer
     }
 }
 

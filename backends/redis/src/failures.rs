@@ -80,13 +80,4 @@ impl FailureBudget for RedisFailures {
     fn exhausted(&self, subject: Subject<'_>, now: Timestamp) -> Option<Exhausted> {
         self.refusals.peek(subject, now.unix().saturating_mul(1000)).or_else(|| self.fallback.exhausted(subject, now))
     }
-
-    /// No round trip (a shed, on an event loop): a known refusal, else this process's budget.
-    fn charge_nowait(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
-        self.refusals.charge_nowait(&self.fallback, subject, now)
-    }
-
-    fn refund_nowait(&self, subject: Subject<'_>, now: Timestamp) {
-        self.fallback.refund(subject, now);
-    }
 }

@@ -6,8 +6,7 @@
 //! `BEGIN IMMEDIATE` transaction (read, [`Debt::charged`], write) so concurrent processes never
 //! overshoot; a refund one transaction. A peek (the screen, on event loops) reads nothing: it
 //! answers from the refusals this process's charges got ([`Refusals`]), since the admission
-//! connection may be waiting on another process's write lock; so does the charge of a shed
-//! attempt (also on the loop), which otherwise goes to this process's own budget. The same debt arithmetic as the
+//! connection may be waiting on another process's write lock. The same debt arithmetic as the
 //! process-local budget, so the answers (429 and `Retry-After`) are the same. Rows whose debt
 //! is paid back carry nothing and are deleted every [`PRUNE_EVERY`] charges of a handle.
 //!
@@ -16,7 +15,7 @@
 
 use super::sqlite::Shared;
 use super::sqlite_leases::Immediate;
-use crate::throttle::{Debt, Exhausted, FailureBudget, LocalBudget, Refusals, Subject, ThrottleConfig};
+use crate::throttle::{Debt, Exhausted, FailureBudget, Refusals, Subject, ThrottleConfig};
 use crate::time::Timestamp;
 use rusqlite::{params, Connection};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,8 +31,6 @@ pub(super) struct SqliteFailures {
     config: ThrottleConfig,
     charges: AtomicU32,
     refusals: Refusals,
-    /// This process's own budget, for the charges that must not wait (a shed).
-    local: LocalBudget,
 }
 
 fn read(conn: &Connection, subject: Subject<'_>) -> Result<Option<Debt>, rusqlite::Error> {
@@ -57,8 +54,7 @@ fn write(conn: &Connection, subject: Subject<'_>, d: Debt) -> Result<(), rusqlit
 impl SqliteFailures {
     pub(super) fn new(shared: Arc<Shared>, config: ThrottleConfig) -> Self {
         let refusals = Refusals::new(config.max_tracked);
-        let local = LocalBudget::new(config.clone());
-        SqliteFailures { shared, config, charges: AtomicU32::new(0), refusals, local }
+        SqliteFailures { shared, config, charges: AtomicU32::new(0), refusals }
     }
 
     /// `Ok(Err(_))`: refused (nothing written).
@@ -111,13 +107,5 @@ impl FailureBudget for SqliteFailures {
     fn exhausted(&self, subject: Subject<'_>, now: Timestamp) -> Option<Exhausted> {
         self.config.limit(subject)?;
         self.refusals.peek(subject, now.unix().saturating_mul(1000))
-    }
-
-    fn charge_nowait(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
-        self.refusals.charge_nowait(&self.local, subject, now)
-    }
-
-    fn refund_nowait(&self, subject: Subject<'_>, now: Timestamp) {
-        self.local.refund(subject, now);
     }
 }
