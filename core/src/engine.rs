@@ -352,7 +352,7 @@ impl Engine {
         match self.auth.begin(creds, record, user, now) {
             AuthStep::Done(a) => self.admit(creds, record, user, request, Ok(a), now),
             AuthStep::Hash(work) => {
-                let charges = match self.charge(creds, &work, request, now) {
+                let charges = match self.charge(creds, &work, request, now, crate::step::Wait::Yes) {
                     Ok(c) => c,
                     Err(t) => return Authorization::denied(t.decision(self.messages())),
                 };

@@ -192,7 +192,7 @@ impl Engine {
             return None;
         }
         let work = HashWork::Verify { recognised: false };
-        Some(match self.charge(&creds, &work, request, now) {
+        Some(match self.charge(&creds, &work, request, now, Wait::No) {
             Err(t) => t.decision(self.messages()),
             // Dropped unsettled: the charges stay.
             Ok(_charges) => Decision::overloaded(self.messages(), "argon2 pool full: shed before the lookup"),
@@ -215,7 +215,7 @@ impl Engine {
                 out.user = user;
                 Step::Decided(out)
             }
-            AuthStep::Hash(work) => match self.charge(&creds, &work, request, now) {
+            AuthStep::Hash(work) => match self.charge(&creds, &work, request, now, Wait::Yes) {
                 Err(t) => Step::Decided(Authorization::denied(t.decision(self.messages()))),
                 Ok(charges) => {
                     Step::NeedsHash(PendingAuth { creds, record, user, request: request.clone(), work, charges })
@@ -226,33 +226,50 @@ impl Engine {
 
     /// Charges one failure to the client address and the client id before argon2, or says
     /// which budget is spent. A secret the verified-secret cache recognises is not charged.
+    /// `Wait::No` (a shed, on an event loop): the budget's charge that never waits on I/O.
     pub(crate) fn charge(
         &self,
         creds: &Credentials,
         work: &HashWork,
         request: &Request,
         now: Timestamp,
+        wait: Wait,
     ) -> Result<Charges, Throttled> {
         if let HashWork::Verify { recognised: true } = work {
             return Ok(Charges::none());
         }
         let budget = self.budget.clone();
+        let charge = |s: Subject<'_>| match wait {
+            Wait::Yes => budget.charge(s, now),
+            Wait::No => budget.charge_nowait(s, now),
+        };
         let ip = request.throttle_ip();
         let id = creds.client_id().as_str();
         if let Some(ip) = ip {
-            budget.charge(Subject::Ip(ip), now).map_err(|e| Throttled {
+            charge(Subject::Ip(ip)).map_err(|e| Throttled {
                 what: format!("client address {ip:?}"),
                 retry_after_secs: e.retry_after_secs,
             })?;
         }
-        if let Err(e) = budget.charge(Subject::ClientId(id), now) {
+        if let Err(e) = charge(Subject::ClientId(id)) {
             if let Some(ip) = ip {
-                budget.refund(Subject::Ip(ip), now);
+                match wait {
+                    Wait::Yes => budget.refund(Subject::Ip(ip), now),
+                    Wait::No => budget.refund_nowait(Subject::Ip(ip), now),
+                }
             }
             return Err(Throttled { what: format!("client id {id}"), retry_after_secs: e.retry_after_secs });
         }
         Ok(Charges { budget: Some(budget), ip: ip.map(str::to_string), client_id: Some(id.to_string()) })
     }
+}
+
+/// Whether a charge may wait on the budget's store (the step, off the event loop) or not (a
+/// shed, on it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    Yes,
+    No,
 }
 
 /// A spent failure budget: the 429 to answer.

@@ -33,6 +33,10 @@
 //! hands that budget to the engine with the admission (`Admission::failure_budget`), so a
 //! fleet's workers charge one budget per address and client id; nothing else changes.
 
+mod shared;
+
+pub use shared::{InProcess, Refusals};
+
 use crate::time::{Duration, Timestamp};
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -146,63 +150,16 @@ pub trait FailureBudget: Send + Sync + fmt::Debug {
         let _ = (subject, now);
         None
     }
-}
-
-/// The refusals this process's own charges got from a shared budget, each until its
-/// `Retry-After`: what a shared budget's [`FailureBudget::exhausted`] answers from, so the
-/// screen (run inline on event loops, before anything else) never waits on a store or a
-/// network. The step's charge stays the authority: a subject another process exhausted is
-/// refused there, one step later; a refusal here is forgotten on this process's next accepted
-/// charge or refund of the subject, or when its `Retry-After` passes. At most `cap` subjects.
-#[derive(Debug)]
-pub struct Refusals {
-    until: Mutex<HashMap<String, i64>>,
-    cap: usize,
-}
-
-impl Refusals {
-    /// Empty, remembering at most `cap` subjects.
-    pub fn new(cap: usize) -> Self {
-        Refusals { until: Mutex::default(), cap: cap.max(1) }
+    /// The charge of an attempt shed before the lookup ([`Engine::shed`](crate::engine::Engine::shed),
+    /// on event loops while the argon2 pool is full): must not wait on I/O either. A shared
+    /// budget refuses from the refusals it knows and otherwise charges this process's own
+    /// count ([`InProcess::charge_nowait`]); the default is [`FailureBudget::charge`].
+    fn charge_nowait(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
+        self.charge(subject, now)
     }
-
-    fn name(subject: Subject<'_>) -> String {
-        format!("{}:{}", subject.kind(), subject.key())
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, i64>> {
-        self.until.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Records what a charge answered: a refusal is kept until its `Retry-After`, an accepted
-    /// charge forgets the subject's refusal.
-    pub fn note(&self, subject: Subject<'_>, now_ms: i64, answer: Result<(), Exhausted>) {
-        let mut until = self.lock();
-        match answer {
-            Ok(()) => {
-                until.remove(&Self::name(subject));
-            }
-            Err(e) => {
-                if until.len() >= self.cap {
-                    until.retain(|_, t| *t > now_ms);
-                }
-                if until.len() < self.cap {
-                    let wait = i64::from(e.retry_after_secs).saturating_mul(1000);
-                    until.insert(Self::name(subject), now_ms.saturating_add(wait));
-                }
-            }
-        }
-    }
-
-    /// Forgets the subject's refusal (a refund gave a charge back).
-    pub fn forget(&self, subject: Subject<'_>) {
-        self.lock().remove(&Self::name(subject));
-    }
-
-    /// The refusal still in force for `subject` at `now_ms`, if any.
-    pub fn peek(&self, subject: Subject<'_>, now_ms: i64) -> Option<Exhausted> {
-        let until = *self.lock().get(&Self::name(subject))?;
-        (until > now_ms).then(|| Exhausted::after_ms(until - now_ms))
+    /// Gives back a [`FailureBudget::charge_nowait`].
+    fn refund_nowait(&self, subject: Subject<'_>, now: Timestamp) {
+        self.refund(subject, now);
     }
 }
 
@@ -475,33 +432,6 @@ mod tests {
         for _ in 0..100 {
             assert!(b.charge(Subject::ClientId("kc_x"), t(0)).is_ok());
         }
-    }
-
-    /// A shared budget's peek: a refusal holds until its Retry-After, an accepted charge or a
-    /// refund forgets it, addresses count per /64, and memory stays within the cap.
-    #[test]
-    fn refusals_hold_until_retry_after_and_are_capped() {
-        let r = Refusals::new(2);
-        let ip = Subject::Ip("2001:db8::1");
-        let refused = Err(Exhausted { retry_after_secs: 3 });
-        r.note(ip, 10_000, refused);
-        assert_eq!(r.peek(Subject::Ip("2001:db8::ffff"), 10_500), Some(Exhausted { retry_after_secs: 3 }));
-        assert_eq!(r.peek(ip, 12_100), Some(Exhausted { retry_after_secs: 1 }));
-        assert_eq!(r.peek(ip, 13_000), None);
-        assert_eq!(r.peek(Subject::ClientId("2001:db8::1"), 10_500), None, "kinds are apart");
-        r.note(ip, 20_000, refused);
-        r.note(ip, 20_000, Ok(()));
-        assert_eq!(r.peek(ip, 20_001), None);
-        r.note(ip, 20_000, refused);
-        r.forget(ip);
-        assert_eq!(r.peek(ip, 20_001), None);
-        for n in 0..10 {
-            r.note(Subject::ClientId(&format!("kc_{n}")), 30_000, refused);
-        }
-        assert!(r.lock().len() <= 2);
-        // Expired entries make room again.
-        r.note(Subject::ClientId("kc_late"), 40_000, refused);
-        assert_eq!(r.peek(Subject::ClientId("kc_late"), 40_001), Some(Exhausted { retry_after_secs: 3 }));
     }
 
     #[test]

@@ -411,13 +411,14 @@ fn two_workers_over_one_sqlite_file_charge_one_budget() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The screen never waits on the file: while another process holds the SQLite write lock and
-/// this process's admission connection waits for it inside a charge, the shared budget's peek
-/// (what `Engine::screen` asks on an event loop) answers at once, from the refusals this
-/// process's charges got.
+/// The screen and the shed never wait on the file: while another process holds the SQLite
+/// write lock and this process's admission connection waits for it inside a charge, the shared
+/// budget's peek (what `Engine::screen` asks on an event loop) answers at once from the
+/// refusals this process's charges got, and a shed attempt is charged to this process's own
+/// budget.
 #[cfg(feature = "sqlite")]
 #[test]
-fn the_shared_budgets_screen_never_waits_on_the_file() {
+fn the_shared_budgets_screen_and_shed_never_wait_on_the_file() {
     use keycel::admission::SqliteAdmission;
     use keycel::limiter::LimiterConfig;
     use keycel::throttle::Subject;
@@ -445,9 +446,20 @@ fn the_shared_budgets_screen_never_waits_on_the_file() {
     let start = std::time::Instant::now();
     assert_eq!(budget.exhausted(ip, w.now), Some(refused));
     assert_eq!(budget.exhausted(Subject::Ip("198.51.100.201"), w.now), None);
+    // A shed (the argon2 pool full, on the loop too) is charged without waiting: 503 while
+    // this process's own budget for the address lasts, then 429.
+    let shed = |ip: &str| {
+        let req = Request::new("api.read").client_ip(ip);
+        let headers = bearer(&forged());
+        w.engine.shed(headers.iter().map(|(a, b)| (a.as_str(), b.as_str())), &req, w.now).unwrap()
+    };
+    assert_eq!(shed("203.0.113.77").status, 429, "a known refusal");
+    let statuses: Vec<u16> = (0..21).map(|_| shed("198.51.100.202").status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 503).count(), 20, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429));
     let waited = start.elapsed();
     other.execute_batch("COMMIT").unwrap();
     assert!(charging.join().unwrap().is_ok());
-    assert!(waited < std::time::Duration::from_secs(2), "the peek waited {waited:?} on the file");
+    assert!(waited < std::time::Duration::from_secs(2), "the screen and the sheds waited {waited:?} on the file");
     std::fs::remove_dir_all(&dir).unwrap();
 }

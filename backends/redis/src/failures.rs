@@ -5,13 +5,14 @@
 //! One hash per subject (`{keycel:fail:<kind>:<key>}`), updated by `failures.lua` with core's
 //! debt arithmetic on Redis's clock: a charge checks and writes in one atomic round trip, so
 //! concurrent workers never overshoot. Only failures (and the successes that refund them)
-//! reach Redis; a cached key's success never does, and neither does the screen (a peek, run on
-//! event loops): it answers from the refusals this process's charges got ([`Refusals`]). When Redis cannot answer, the budgets fall
-//! back to this process's ([`LocalBudget`]): the flood bound then holds per process, as
-//! without Redis, and no client is locked out by an outage.
+//! reach Redis; a cached key's success never does, and neither does anything run on an event
+//! loop: the screen answers from the refusals this process's charges got, and a shed is
+//! charged to this process's own count ([`InProcess`]). When Redis cannot answer, this
+//! process's count answers: the flood bound then holds per process, as without Redis, and no
+//! client is locked out by an outage.
 
 use crate::Shared;
-use keycel::throttle::{Exhausted, FailureBudget, LocalBudget, Refusals, Subject, ThrottleConfig};
+use keycel::throttle::{Exhausted, FailureBudget, InProcess, Subject, ThrottleConfig};
 use keycel::time::Timestamp;
 use std::sync::Arc;
 
@@ -32,8 +33,7 @@ pub(crate) struct RedisFailures {
     shared: Arc<Shared>,
     config: ThrottleConfig,
     script: redis::Script,
-    fallback: LocalBudget,
-    refusals: Refusals,
+    here: InProcess,
 }
 
 impl std::fmt::Debug for RedisFailures {
@@ -44,9 +44,8 @@ impl std::fmt::Debug for RedisFailures {
 
 impl RedisFailures {
     pub(crate) fn new(shared: Arc<Shared>, config: ThrottleConfig) -> Self {
-        let fallback = LocalBudget::new(config.clone());
-        let refusals = Refusals::new(config.max_tracked);
-        RedisFailures { shared, config, script: script(), fallback, refusals }
+        let here = InProcess::new(config.clone());
+        RedisFailures { shared, config, script: script(), here }
     }
 
     /// The script's answer for `op` (0, or the wait in ms before the next failure is allowed);
@@ -60,24 +59,30 @@ impl RedisFailures {
 
 impl FailureBudget for RedisFailures {
     fn charge(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
-        let answer = match self.run("charge", subject) {
-            None | Some(Ok(0)) => Ok(()),
-            Some(Ok(wait_ms)) => Err(Exhausted::after_ms(wait_ms)),
-            Some(Err(_)) => self.fallback.charge(subject, now),
-        };
-        self.refusals.note(subject, now.unix().saturating_mul(1000), answer);
-        answer
+        self.here.charge(subject, now, || match self.run("charge", subject)? {
+            Ok(0) => Some(Ok(())),
+            Ok(wait_ms) => Some(Err(Exhausted::after_ms(wait_ms))),
+            Err(_) => None,
+        })
     }
 
     fn refund(&self, subject: Subject<'_>, now: Timestamp) {
-        self.refusals.forget(subject);
-        if let Some(Err(_)) = self.run("refund", subject) {
-            self.fallback.refund(subject, now);
-        }
+        self.here.refund(subject, now, || {
+            let _ = self.run("refund", subject);
+        });
     }
 
-    /// No round trip: the refusals this process saw (the fallback's during an outage).
+    /// No round trip: the refusals this process saw, or its own count spent.
     fn exhausted(&self, subject: Subject<'_>, now: Timestamp) -> Option<Exhausted> {
-        self.refusals.peek(subject, now.unix().saturating_mul(1000)).or_else(|| self.fallback.exhausted(subject, now))
+        self.here.exhausted(subject, now)
+    }
+
+    /// No round trip (a shed, on an event loop): a known refusal, else this process's count.
+    fn charge_nowait(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
+        self.here.charge_nowait(subject, now)
+    }
+
+    fn refund_nowait(&self, subject: Subject<'_>, now: Timestamp) {
+        self.here.refund_nowait(subject, now);
     }
 }

@@ -74,25 +74,33 @@ fn two_servers_charge_one_budget_with_cores_answers() {
     assert!(a.charge(fresh, now).is_err());
 }
 
-/// Redis down: budgets fall back to this process's (the bound holds per process; nobody is
-/// locked out), and go back to the shared ones when Redis answers again.
+/// Redis down: this process's own count answers (the bound holds per process; nobody is
+/// locked out, and an outage forgives nothing this process spent), and the shared budgets
+/// answer again when Redis is back.
 #[test]
 fn an_outage_falls_back_to_process_local_budgets() {
     let mut redis = Redis::start();
     let a = budget(&redis.url());
+    let b = budget(&redis.url());
     let now = Timestamp::from_unix(1_795_000_000).unwrap();
     let ip = Subject::Ip("198.51.100.4");
     for _ in 0..20 {
         assert!(a.charge(ip, now).is_ok());
     }
-    assert!(a.charge(ip, now).is_err());
+    assert!(b.charge(ip, now).is_err(), "refused by the shared budget");
     redis.stop();
+    assert!(a.charge(ip, now).is_err(), "the outage forgave this process's own failures");
+    let other = Subject::Ip("198.51.100.5");
     for i in 0..20 {
-        assert!(a.charge(ip, now).is_ok(), "fallback charge {i}");
+        assert!(a.charge(other, now).is_ok(), "fallback charge {i}");
     }
-    assert!(a.charge(ip, now).is_err(), "the fallback bound holds in this process");
-    // Back (without persistence: an empty Redis): the shared budget answers again, not the
-    // spent fallback.
+    assert!(a.charge(other, now).is_err(), "the fallback bound holds in this process");
+    assert!(b.charge(other, now).is_ok(), "and only in this process");
+    // Back (without persistence: an empty Redis): the shared budget answers again.
     redis.restart();
-    assert!(a.charge(ip, now).is_ok(), "still counting in the spent process-local fallback");
+    let third = Subject::Ip("198.51.100.6");
+    for i in 0..20 {
+        assert!(a.charge(third, now).is_ok(), "shared charge {i}");
+    }
+    assert!(b.charge(third, now).is_err(), "b never charged it: Redis refused");
 }

@@ -4,18 +4,19 @@
 //!
 //! One row per subject in `keycel_failures` (kind, key, the [`Debt`]); a charge is one short
 //! `BEGIN IMMEDIATE` transaction (read, [`Debt::charged`], write) so concurrent processes never
-//! overshoot; a refund one transaction. A peek (the screen, on event loops) reads nothing: it
-//! answers from the refusals this process's charges got ([`Refusals`]), since the admission
-//! connection may be waiting on another process's write lock. The same debt arithmetic as the
-//! process-local budget, so the answers (429 and `Retry-After`) are the same. Rows whose debt
-//! is paid back carry nothing and are deleted every [`PRUNE_EVERY`] charges of a handle.
+//! overshoot; a refund one transaction. What runs on event loops never touches the file, since
+//! the admission connection may be waiting on another process's write lock: the screen answers
+//! from the refusals this process's charges got, and a shed is charged to this process's own
+//! count ([`InProcess`]). The same debt arithmetic as the process-local budget, so the answers
+//! (429 and `Retry-After`) are the same. Rows whose debt is paid back carry nothing and are
+//! deleted every [`PRUNE_EVERY`] charges of a handle.
 //!
-//! A store error fails open for the charge (the request goes on to argon2, which the gate
-//! still bounds): a locked file must not lock every client out.
+//! A store error leaves this process's answer standing (a locked file must not lock every
+//! client out; the bound then holds per process, and the gate still bounds argon2).
 
 use super::sqlite::Shared;
 use super::sqlite_leases::Immediate;
-use crate::throttle::{Debt, Exhausted, FailureBudget, Refusals, Subject, ThrottleConfig};
+use crate::throttle::{Debt, Exhausted, FailureBudget, InProcess, Subject, ThrottleConfig};
 use crate::time::Timestamp;
 use rusqlite::{params, Connection};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -30,7 +31,7 @@ pub(super) struct SqliteFailures {
     shared: Arc<Shared>,
     config: ThrottleConfig,
     charges: AtomicU32,
-    refusals: Refusals,
+    here: InProcess,
 }
 
 fn read(conn: &Connection, subject: Subject<'_>) -> Result<Option<Debt>, rusqlite::Error> {
@@ -53,8 +54,8 @@ fn write(conn: &Connection, subject: Subject<'_>, d: Debt) -> Result<(), rusqlit
 
 impl SqliteFailures {
     pub(super) fn new(shared: Arc<Shared>, config: ThrottleConfig) -> Self {
-        let refusals = Refusals::new(config.max_tracked);
-        SqliteFailures { shared, config, charges: AtomicU32::new(0), refusals }
+        let here = InProcess::new(config.clone());
+        SqliteFailures { shared, config, charges: AtomicU32::new(0), here }
     }
 
     /// `Ok(Err(_))`: refused (nothing written).
@@ -85,27 +86,33 @@ impl FailureBudget for SqliteFailures {
     fn charge(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
         let Some(limit) = self.config.limit(subject) else { return Ok(()) };
         let now_ms = now.unix().saturating_mul(1000);
-        let answer = self.try_charge(subject, now_ms, limit).unwrap_or(Ok(()));
-        self.refusals.note(subject, now_ms, answer);
-        answer
+        self.here.charge(subject, now, || self.try_charge(subject, now_ms, limit).ok())
     }
 
     fn refund(&self, subject: Subject<'_>, now: Timestamp) {
         let Some(limit) = self.config.limit(subject) else { return };
-        self.refusals.forget(subject);
-        let (interval, _) = self.config.rates(limit);
-        let now_ms = now.unix().saturating_mul(1000);
-        let conn = self.shared.conn();
-        let Ok(tx) = Immediate::begin(&conn) else { return };
-        if let Ok(Some(debt)) = read(&tx, subject) {
-            if write(&tx, subject, debt.refunded(now_ms, interval)).is_ok() {
-                let _ = tx.commit();
+        self.here.refund(subject, now, || {
+            let (interval, _) = self.config.rates(limit);
+            let now_ms = now.unix().saturating_mul(1000);
+            let conn = self.shared.conn();
+            let Ok(tx) = Immediate::begin(&conn) else { return };
+            if let Ok(Some(debt)) = read(&tx, subject) {
+                if write(&tx, subject, debt.refunded(now_ms, interval)).is_ok() {
+                    let _ = tx.commit();
+                }
             }
-        }
+        });
     }
 
     fn exhausted(&self, subject: Subject<'_>, now: Timestamp) -> Option<Exhausted> {
-        self.config.limit(subject)?;
-        self.refusals.peek(subject, now.unix().saturating_mul(1000))
+        self.here.exhausted(subject, now)
+    }
+
+    fn charge_nowait(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
+        self.here.charge_nowait(subject, now)
+    }
+
+    fn refund_nowait(&self, subject: Subject<'_>, now: Timestamp) {
+        self.here.refund_nowait(subject, now);
     }
 }
