@@ -39,6 +39,11 @@ struct EngineOptions {
     /// counts nothing, a Durable Object does (`Admission`, `engine.ticket`).
     #[serde(default)]
     admission: Option<String>,
+    /// `"local"` (default): failed-authentication budgets in this isolate; `"external"`:
+    /// none here, a Durable Object per subject keeps them (`FailureBudgets`,
+    /// `engine.failureSubjects`).
+    #[serde(default)]
+    failure_budgets: Option<String>,
 }
 
 /// Most cache entries a caller may ask for.
@@ -142,6 +147,11 @@ impl Engine {
             None | Some("local") => {}
             Some("external") => inner = inner.with_admission(Arc::new(crate::admission::External)),
             Some(_) => return Err(Error::invalid_argument("admission must be \"local\" or \"external\"").into()),
+        }
+        match opts.failure_budgets.as_deref() {
+            None | Some("local") => {}
+            Some("external") => inner = inner.with_failure_budget(Arc::new(uncounted_failures())),
+            Some(_) => return Err(Error::invalid_argument("failureBudgets must be \"local\" or \"external\"").into()),
         }
         Ok(Engine { inner: Arc::new(inner) })
     }
@@ -425,6 +435,13 @@ impl Engine {
 /// The policy's limits with renewable leases: a JS handle can be lost without being freed
 /// (no finalizer runs), so a lease here is live while its holder renews it (`lease.renew`),
 /// and reclaimed `lease_ttl` after the last renewal otherwise.
+/// A budget that counts nothing (every kind's limit 0): the engine's, when a Durable Object
+/// keeps the budgets.
+fn uncounted_failures() -> keycel::throttle::LocalBudget {
+    let off = keycel::throttle::ThrottleConfig { per_ip: 0, per_client_id: 0, ..Default::default() };
+    keycel::throttle::LocalBudget::new(off)
+}
+
 fn wasm_limiter(set: &PolicySet) -> Result<LimiterConfig, EngineError> {
     Ok(LimiterConfig { hold_while_alive: false, ..limiter_config_for(set)? })
 }

@@ -174,6 +174,12 @@ export interface EngineOptions {
    * it counts nothing (a Durable Object does, with `Admission` and `engine.ticket`).
    */
   admission?: 'local' | 'external';
+  /**
+   * `"local"` (default): failed-authentication budgets are counted in this isolate;
+   * `"external"`: not here (a Durable Object per subject does, with `FailureBudgets` and
+   * `engine.failureSubjects`).
+   */
+  failureBudgets?: 'local' | 'external';
 }
 
 /** argon2id parameters: a preset or explicit costs. */

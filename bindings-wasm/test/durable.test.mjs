@@ -1,18 +1,22 @@
 // Durable Object admission (issue 13): the example in examples/durable-admission/ in real
 // workerd on 127.0.0.1 (workerd runs Durable Objects locally): one object per key counts that
-// key's budget for every request, with keycel's own admission logic compiled to wasm.
+// key's budget for every request, with keycel's own admission logic compiled to wasm; one
+// object per client address and per client id counts failed authentications for two workers
+// (two isolates, two engines), with keycel's own failure budget compiled to wasm.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { HERE } from './helpers.mjs';
+import { issueKey } from 'keycel';
+import { HERE, NOW } from './helpers.mjs';
 
 const ROOT = path.resolve(HERE, '..');
 const WORKERD = path.join(ROOT, 'node_modules', '.bin', 'workerd');
 const ADMIN = 'test-admin-token';
 let proc;
 let base;
+let base2; // the second worker: another isolate, another engine
 let log = '';
 
 const freePort = () => new Promise((resolve, reject) => {
@@ -42,9 +46,11 @@ describe('Durable Object admission in workerd', () => {
   before(async () => {
     for (let attempt = 0; attempt < 3; attempt++) {
       const port = await freePort();
+      const port2 = await freePort();
       base = `http://127.0.0.1:${port}`;
+      base2 = `http://127.0.0.1:${port2}`;
       log = '';
-      proc = spawn(WORKERD, ['serve', path.join(ROOT, 'examples', 'durable-admission', 'config.capnp'), '--socket-addr', `http=127.0.0.1:${port}`],
+      proc = spawn(WORKERD, ['serve', path.join(ROOT, 'examples', 'durable-admission', 'config.capnp'), '--socket-addr', `http=127.0.0.1:${port}`, '--socket-addr', `http2=127.0.0.1:${port2}`],
         { cwd: ROOT, env: { ...process.env, KEYCEL_ADMIN_TOKEN: ADMIN }, stdio: ['ignore', 'pipe', 'pipe'] });
       proc.stdout.on('data', (d) => { log += d; });
       proc.stderr.on('data', (d) => { log += d; });
@@ -53,7 +59,8 @@ describe('Durable Object admission in workerd', () => {
         for (;;) {
           if (proc.exitCode !== null) throw new Error(`workerd exited (${proc.exitCode}):\n${log}`);
           try {
-            if ((await fetch(`${base}/health`, { signal: AbortSignal.timeout(1000) })).ok) return;
+            const up = async (b) => (await fetch(`${b}/health`, { signal: AbortSignal.timeout(1000) })).ok;
+            if ((await up(base)) && (await up(base2))) return;
           } catch { /* not listening yet */ }
           if (Date.now() > deadline) throw new Error(`workerd did not become ready:\n${log}`);
           await new Promise((r) => setTimeout(r, 100));
@@ -94,6 +101,44 @@ describe('Durable Object admission in workerd', () => {
     assert.equal((await refused.json()).error, 'rate_limited');
     assert.ok(Number(refused.headers.get('retry-after')) >= 1);
     assert.equal(refused.headers.get('ratelimit-policy'), '"default";q=10;w=60');
+  });
+
+  // A well-formed token (valid checksum) for a client id no worker holds: argon2 must run.
+  const forged = () => `Bearer ${issueKey({ name: 'forged', role: 'reader' }, NOW, { hash: { mCost: 1024, tCost: 1, pCost: 1 } }).token}`;
+  // One request through worker `n` (0: main, 1: second) from client address `ip`.
+  const through = (n, ip, authorization) =>
+    fetch(`${n === 0 ? base : base2}/v1/accounts/acc_1/x`, { headers: { authorization, 'cf-connecting-ip': ip }, signal: AbortSignal.timeout(20_000) });
+
+  test('failures from one address get one budget across two isolates: 20 verified, then 429 from both', async () => {
+    const statuses = [];
+    for (let i = 0; i < 20; i++) statuses.push((await through(i % 2, '203.0.113.9', forged())).status);
+    // Per-isolate budgets would verify 20 in each worker (40 in all).
+    assert.deepEqual(statuses, Array(20).fill(401));
+    for (const n of [0, 1]) {
+      const r = await through(n, '203.0.113.9', forged());
+      assert.equal(r.status, 429, `worker ${n}`);
+      assert.equal((await r.json()).error, 'too_many_failures');
+      const wait = Number(r.headers.get('retry-after'));
+      assert.ok(wait >= 1 && wait <= 3, `20 per 60 s: one more within 3 s (real clock), got ${wait}`);
+    }
+    assert.equal((await through(1, '203.0.113.10', forged())).status, 401, 'another address is not held back');
+  });
+
+  test('a client id attacked from many addresses across two isolates: its budget of 10, then 429', async () => {
+    const token = forged();
+    const statuses = [];
+    for (let i = 0; i < 12; i++) statuses.push((await through(i % 2, `198.51.100.${20 + i}`, token)).status);
+    assert.deepEqual(statuses, [...Array(10).fill(401), 429, 429]);
+  });
+
+  test('a success gives its charges back: legitimate traffic never spends the budget', async () => {
+    const ip = '192.0.2.44';
+    for (let i = 0; i < 19; i++) assert.equal((await through(i % 2, ip, forged())).status, 401);
+    const k = await issue(null); // held by the main worker; its first use is verified (charged, then refunded)
+    assert.equal((await through(0, ip, k.h.authorization)).status, 200);
+    assert.equal((await through(1, ip, forged())).status, 401, 'the 20th failure: the success was refunded');
+    assert.equal((await through(0, ip, forged())).status, 429);
+    assert.equal((await through(0, ip, k.h.authorization)).status, 200, 'a cached key answers from a throttled address');
   });
 
   test('credits never go below zero under 8 concurrent clients, and an eviction does not restore them', async () => {

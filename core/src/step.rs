@@ -21,7 +21,7 @@ use crate::engine::{Authorization, Engine, Lookup};
 use crate::record::{KeyRecord, UserRecord};
 use crate::request::Request;
 use crate::store::StoreError;
-use crate::throttle::{FailureBudget, Subject};
+use crate::throttle::{Exhausted, FailureBudget, Subject};
 use crate::time::Timestamp;
 use std::sync::Arc;
 
@@ -165,11 +165,8 @@ impl Engine {
         }
         let id = creds.client_id().as_str();
         let throttled = match client_ip.and_then(|ip| Some((ip, self.budget.exhausted(Subject::Ip(ip), now)?))) {
-            Some((ip, e)) => Throttled { what: format!("client address {ip:?}"), retry_after_secs: e.retry_after_secs },
-            None => {
-                let e = self.budget.exhausted(Subject::ClientId(id), now)?;
-                Throttled { what: format!("client id {id}"), retry_after_secs: e.retry_after_secs }
-            }
+            Some((ip, e)) => Throttled::new(Subject::Ip(ip), e),
+            None => Throttled::new(Subject::ClientId(id), self.budget.exhausted(Subject::ClientId(id), now)?),
         };
         Some(throttled.decision(self.messages()))
     }
@@ -197,6 +194,21 @@ impl Engine {
             // Dropped unsettled: the charges stay.
             Ok(_charges) => Decision::overloaded(self.messages(), "argon2 pool full: shed before the lookup"),
         })
+    }
+
+    /// The subjects an attempt with these credentials is charged to before argon2, in the
+    /// order the engine charges them (the client address, then the client id), or `None` when
+    /// the verified-secret cache knows the secret (nothing is charged): for a host that keeps
+    /// the failure budgets outside the engine (one Durable Object per subject in a Cloudflare
+    /// deployment) and gives the engine a budget that counts nothing. The host charges each
+    /// subject in turn, gives the earlier ones back when one is refused (answering
+    /// [`throttled`]'s 429), and gives them all back when the authentication succeeds.
+    pub fn failure_subjects<'a>(&self, creds: &'a Credentials, request: &'a Request) -> Option<Vec<Subject<'a>>> {
+        if self.auth.knows_secret(creds) {
+            return None;
+        }
+        let ip = request.throttle_ip().map(Subject::Ip);
+        Some(ip.into_iter().chain([Subject::ClientId(creds.client_id().as_str())]).collect())
     }
 
     /// [`Engine::authorize_step`] for hosts that fetched the record (and user) themselves.
@@ -246,10 +258,7 @@ impl Engine {
         let ip = request.throttle_ip();
         let id = creds.client_id().as_str();
         if let Some(ip) = ip {
-            charge(Subject::Ip(ip)).map_err(|e| Throttled {
-                what: format!("client address {ip:?}"),
-                retry_after_secs: e.retry_after_secs,
-            })?;
+            charge(Subject::Ip(ip)).map_err(|e| Throttled::new(Subject::Ip(ip), e))?;
         }
         if let Err(e) = charge(Subject::ClientId(id)) {
             if let Some(ip) = ip {
@@ -258,7 +267,7 @@ impl Engine {
                     Wait::No => budget.refund_nowait(Subject::Ip(ip), now),
                 }
             }
-            return Err(Throttled { what: format!("client id {id}"), retry_after_secs: e.retry_after_secs });
+            return Err(Throttled::new(Subject::ClientId(id), e));
         }
         Ok(Charges { budget: Some(budget), ip: ip.map(str::to_string), client_id: Some(id.to_string()) })
     }
@@ -279,7 +288,22 @@ pub(crate) struct Throttled {
     retry_after_secs: u32,
 }
 
+/// The 429 `too_many_failures` (with `Retry-After`) for `subject` over its failure budget:
+/// what the engine answers, for a host that keeps the budgets itself
+/// ([`Engine::failure_subjects`]).
+pub fn throttled(m: &crate::decision::Messages, subject: Subject<'_>, e: Exhausted) -> Decision {
+    Throttled::new(subject, e).decision(m)
+}
+
 impl Throttled {
+    fn new(subject: Subject<'_>, e: Exhausted) -> Self {
+        let what = match subject {
+            Subject::Ip(ip) => format!("client address {ip:?}"),
+            Subject::ClientId(id) => format!("client id {id}"),
+        };
+        Throttled { what, retry_after_secs: e.retry_after_secs }
+    }
+
     pub(crate) fn decision(&self, m: &crate::decision::Messages) -> Decision {
         Decision::too_many_failures(
             m,

@@ -463,3 +463,36 @@ fn the_shared_budgets_screen_and_shed_never_wait_on_the_file() {
     assert!(waited < std::time::Duration::from_secs(2), "the screen and the sheds waited {waited:?} on the file");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// For a host that keeps the budgets itself (a Durable Object per subject): the subjects the
+/// engine would charge, in its order, only for a secret the cache does not know; and the 429
+/// it answers, the engine's own (status, body, `Retry-After`).
+#[test]
+fn failure_subjects_and_the_429_match_the_engines_own() {
+    use keycel::step::throttled;
+    use keycel::throttle::{Exhausted, Subject};
+    let w = world();
+    let (_, token) = w.key();
+    let headers = bearer(&token);
+    let creds = w.engine.authenticator().credentials(headers.iter().map(|(a, b)| (a.as_str(), b.as_str()))).unwrap();
+    let req = Request::new("api.read").client_ip("2001:db8::7");
+    let id = creds.client_id().as_str().to_string();
+    let subjects = w.engine.failure_subjects(&creds, &req).unwrap();
+    assert_eq!(subjects, vec![Subject::Ip("2001:db8::7"), Subject::ClientId(&id)]);
+    assert_eq!(subjects[0].key(), "2001:db8:0:0::/64", "addresses count per /64");
+    assert_eq!(w.engine.failure_subjects(&creds, &Request::new("api.read")).unwrap(), vec![Subject::ClientId(&id)]);
+    let (a, _) = w.call(&headers, None, 0);
+    assert!(a.decision.allowed);
+    assert_eq!(w.engine.failure_subjects(&creds, &req), None, "a secret the cache knows is never charged");
+    // Spend an address's budget through the engine: its 429 is `throttled`'s.
+    for _ in 0..20 {
+        w.call(&bearer(&forged()), Some("203.0.113.50"), 0);
+    }
+    let (a, _) = w.call(&bearer(&forged()), Some("203.0.113.50"), 0);
+    let ours = throttled(w.engine.messages(), Subject::Ip("203.0.113.50"), Exhausted { retry_after_secs: 3 });
+    assert_eq!(
+        (a.decision.status, a.decision.body_json(), &a.decision.headers),
+        (429, ours.body_json(), &ours.headers)
+    );
+    assert_eq!(ours.code.as_deref(), Some("too_many_failures"));
+}

@@ -1,27 +1,39 @@
 // One budget per key across every isolate of a Cloudflare deployment: each key's admission
 // (concurrency, rate limit, credits) runs in one Durable Object per key, with keycel's own
-// admission logic (`Admission`, the core's process-local admission compiled to wasm).
+// admission logic (`Admission`, the core's process-local admission compiled to wasm); and one
+// failed-authentication budget per client address and per client id, in one Durable Object per
+// subject (`FailureBudgets`, core's failure budget compiled to wasm).
 //
-// The worker authenticates and decides with an Engine built with `admission: 'external'` (its
-// `authorize` counts nothing), then asks the key's Durable Object to admit the request with
-// `engine.ticket(record, cost)`; it answers the refusal the object returns, or runs the handler
-// and tells the object to release the lease when the response is done. The object persists
-// each admitted credit count to its storage before answering (a Durable Object's output gate
-// holds the answer until the write is durable) and restores it after an eviction, so spent
-// credits never come back; its rate state is memory only (an eviction forgets at most one
-// window's allowance).
+// The worker authenticates and decides with an Engine built with `admission: 'external'` and
+// `failureBudgets: 'external'` (its `authorize` counts neither). Before `authorize`, it asks
+// `engine.failureSubjects(credentials, ip)` which subjects the attempt is charged to (none for
+// a secret the verified-secret cache knows) and charges each subject's Durable Object in that
+// order, giving the earlier charges back and answering core's 429 when one is refused; after
+// `authorize` it gives them all back when the secret verified (`decision.method`), so
+// legitimate traffic never spends a budget. Then it asks the key's Durable Object to admit the
+// request with `engine.ticket(record, cost)`; it answers the refusal the object returns, or
+// runs the handler and tells the object to release the lease when the response is done. The
+// admission object persists each admitted credit count to its storage before answering (a
+// Durable Object's output gate holds the answer until the write is durable) and restores it
+// after an eviction, so spent credits never come back; rate and failure state is memory only
+// (an eviction forgets at most one window's worth).
+//
+// The client address is `CF-Connecting-IP`, which Cloudflare's edge sets (a client cannot
+// forge it there); under plain workerd, as in the tests, whoever sends the request sets it.
 //
 // Routes: GET|POST /v1/accounts/:account/... (?hold=ms holds the lease, ?cost=n), admin tools:
 //   POST /_keys {spec, record?}   issue a key; `budget` sets rate_limit / credits on its record
 //   GET  /_inflight/:keyId        leases in flight, as the key's Durable Object counts them
 //   POST /_evict/:keyId           drops the object's memory (what an eviction loses)
 // Records live in this isolate's memory here; a real worker reads them from KV or a database.
-import { initSync, Engine, Admission, KeyRecord, KeycelError } from 'keycel/web.mjs';
+// config.capnp runs this module as two workers (two isolates, two engines) over the same
+// Durable Objects, as a deployment's isolates are.
+import { initSync, Engine, Admission, FailureBudgets, KeyRecord, KeycelError } from 'keycel/web.mjs';
 import wasmModule from 'keycel/keycel_bg.wasm';
 import policyText from 'policy.toml';
 
 initSync({ module: wasmModule });
-const engine = new Engine(policyText, { origin: 'policies/default.toml', admission: 'external' });
+const engine = new Engine(policyText, { origin: 'policies/default.toml', admission: 'external', failureBudgets: 'external' });
 const records = new Map(); // client id -> KeyRecord (stands in for KV)
 
 const json = (status, value, headers = {}) =>
@@ -70,6 +82,46 @@ export class KeyAdmission {
   }
 }
 
+/** The Durable Object of one failure subject (`idFromName('ip:203.0.113.9')`). */
+export class FailureBudget {
+  constructor() {
+    this.budgets = new FailureBudgets(policyText, 'policies/default.toml');
+  }
+
+  async fetch(request) {
+    const { subject } = await request.json();
+    const now = Date.now();
+    switch (new URL(request.url).pathname) {
+      case '/charge':
+        return json(200, this.budgets.charge(subject, now));
+      case '/refund':
+        this.budgets.refund(subject, now);
+        return json(200, { refunded: true });
+      default:
+        return json(404, { error: 'not_found' });
+    }
+  }
+}
+
+const failures = (env, subject, op) =>
+  env.FAILURES.get(env.FAILURES.idFromName(`${subject.kind}:${subject.key}`))
+    .fetch(`https://failures/${op}`, { method: 'POST', body: JSON.stringify({ subject }) })
+    .then((r) => r.json());
+
+/** Charges the attempt's subjects in the engine's order: the subjects charged, or the 429. */
+async function chargeFailures(env, subjects) {
+  const charged = [];
+  for (const subject of subjects) {
+    const answer = await failures(env, subject, 'charge');
+    if (!answer.allowed) {
+      await Promise.all(charged.map((s) => failures(env, s, 'refund')));
+      return { refusal: answer };
+    }
+    charged.push(subject);
+  }
+  return { charged };
+}
+
 const stub = (env, keyId) => env.ADMISSION.get(env.ADMISSION.idFromName(keyId));
 const ask = (env, keyId, path, value) =>
   stub(env, keyId).fetch(`https://admission${path}`, { method: 'POST', body: JSON.stringify(value) }).then((r) => r.json());
@@ -83,11 +135,17 @@ async function api(request, env, url) {
     if (e instanceof KeycelError && e.decision) return answerOf(e.decision);
     throw e;
   }
+  const ip = request.headers.get('cf-connecting-ip');
+  // Failures are counted by the subjects' Durable Objects, before argon2 runs here.
+  const { charged, refusal } = await chargeFailures(env, engine.failureSubjects(credentials, ip) ?? []);
+  if (refusal) return new Response(refusal.body, { status: refusal.status, headers: { 'content-type': 'application/json', ...Object.fromEntries(refusal.headers) } });
   const record = records.get(credentials.clientId) ?? null;
   const account = url.pathname.split('/')[3];
   const action = request.method === 'GET' ? 'api.read' : 'api.write';
-  const d = engine.authorize(record, credentials, { action, account, method: request.method, path: url.pathname }, Date.now());
+  const d = engine.authorize(record, credentials, { action, account, method: request.method, path: url.pathname, ip }, Date.now());
   d.lease?.release(); // uncounted: the Durable Object counts
+  // The secret verified (whatever the policy then decided): the charges go back.
+  if (d.method !== null) await Promise.all(charged.map((s) => failures(env, s, 'refund')));
   if (!d.allowed) return answerOf(d);
   const cost = Number(url.searchParams.get('cost') ?? 1);
   const answer = await ask(env, record.id, '/admit', { ticket: engine.ticket(record, cost) });

@@ -13,6 +13,7 @@ module.exports = {
   Credentials: bindings.Credentials,
   DurableObjectDocumentStore: keyring.DurableObjectDocumentStore,
   Engine: bindings.Engine,
+  FailureBudgets: bindings.FailureBudgets,
   KeyRecord: bindings.KeyRecord,
   Keyring: keyring.Keyring,
   KeycelError: glue.KeycelError,

@@ -9,6 +9,6 @@ installApi(bindings);
 installKeyring({ ...bindings, KeycelError, flattenHeaders });
 
 export { default, default as init, initSync } from './web/keycel_wasm.js';
-export { Admission, Credentials, Engine, KeyRecord, Lease, Rehash, UserRecord, issueKey, parseCredentials, rotateKey, version } from './web/keycel_wasm.js';
+export { Admission, Credentials, Engine, FailureBudgets, KeyRecord, Lease, Rehash, UserRecord, issueKey, parseCredentials, rotateKey, version } from './web/keycel_wasm.js';
 export { KeycelError } from './web/glue.js';
 export { DurableObjectDocumentStore, Keyring, MemoryDocumentStore, managementHandler } from './keyring.mjs';

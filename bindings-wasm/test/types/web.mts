@@ -38,3 +38,18 @@ export async function manage(engine: Engine, storage: { get(k: string): Promise<
   const r = await handler(new Request('https://x/manage/keys'));
   return `${views.length} ${n} ${r.status}`;
 }
+
+import { FailureBudgets, type FailureSubject, type FailureAnswer } from 'keycel/web';
+
+// Failure budgets in a Durable Object per subject (examples/durable-admission/).
+export function failures(policy: string, headers: { [name: string]: string }, ip: string | null): FailureAnswer[] {
+  const engine = new Engine(policy, { admission: 'external', failureBudgets: 'external' });
+  const budgets = new FailureBudgets(policy, 'policy.toml');
+  const subjects: FailureSubject[] | null = engine.failureSubjects(engine.parseCredentials(headers), ip ?? undefined);
+  const answers = (subjects ?? []).map((s) => budgets.charge(s, Date.now()));
+  for (const a of answers) {
+    if (!a.allowed) return [a, { allowed: true }, ...(a.status === 429 ? [] : [a])];
+  }
+  budgets.refund({ kind: 'client_id', key: 'kc_x' }, new Date());
+  return answers.concat(budgets.tracked > 0 ? [] : [{ allowed: true }]);
+}
