@@ -14,6 +14,9 @@ use keycel::time::Timestamp;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+#[cfg(feature = "sqlite")]
+mod support;
+
 const CHEAP: HashParams = HashParams { m_cost: 1024, t_cost: 1, p_cost: 1 };
 
 /// Counts the calls that reach it, and admits through a local admission.
@@ -138,10 +141,8 @@ fn an_unavailable_backend_answers_503() {
 #[test]
 fn two_engines_over_one_sqlite_file_share_the_budget() {
     use keycel::admission::SqliteAdmission;
-    let dir = std::env::temp_dir().join(format!("keycel-adm-engine-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::TempDir::new("adm-engine");
     let file = dir.join("keys.db");
-    let _ = std::fs::remove_file(&file);
     let store = Arc::new(MemoryStore::new());
     let h = issue(&store, AccountScope::All);
     let workers: Vec<Engine> = (0..2)
@@ -154,5 +155,4 @@ fn two_engines_over_one_sqlite_file_share_the_budget() {
     drop(results);
     let id = authz(&workers[0], &store, &h, &Request::new("api.read")).decision.key_id.unwrap();
     assert_eq!(workers[1].admission().in_flight(&id).unwrap(), 0);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -16,6 +16,8 @@ use keycel::time::{Duration, Timestamp};
 use keycel::IssuedKey;
 use std::sync::Arc;
 
+mod support;
+
 const CHEAP: HashParams = HashParams { m_cost: 1024, t_cost: 1, p_cost: 1 };
 
 struct World {
@@ -159,16 +161,16 @@ fn local_admission_rate_limits_and_credits() {
     concurrency_first_scenario(&w);
 }
 
-fn temp_db(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("keycel-budgets-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("keys.db")
+/// A fresh directory (removed when dropped) and the database file in it.
+fn temp_db(name: &str) -> (support::TempDir, std::path::PathBuf) {
+    let dir = support::TempDir::new(&format!("budgets-{name}"));
+    let file = dir.join("keys.db");
+    (dir, file)
 }
 
 #[test]
 fn sqlite_admission_rate_limits_and_credits() {
-    let file = temp_db("engine");
+    let (_dir, file) = temp_db("engine");
     let adm = SqliteAdmission::open(&file, LimiterConfig::default()).unwrap();
     let w = world_over(engine_for(PolicySet::default_policy().unwrap()).with_admission(Arc::new(adm)));
     rate_limit_scenario(&w);
@@ -179,7 +181,7 @@ fn sqlite_admission_rate_limits_and_credits() {
 /// The credit count lives in the file: a new process (a new admission handle) continues it.
 #[test]
 fn sqlite_credits_survive_a_restart() {
-    let file = temp_db("restart");
+    let (_dir, file) = temp_db("restart");
     let grant = credits(4, None);
     let now = Timestamp::from_unix(1_000).unwrap();
     let ticket = Ticket { credits: Some(grant), cost: 3, ..Ticket::new("kc_a", None) };
@@ -199,7 +201,7 @@ fn sqlite_credits_survive_a_restart() {
 /// grant is admitted.
 #[test]
 fn sqlite_credits_never_go_below_zero_under_contention() {
-    let file = temp_db("race");
+    let (_dir, file) = temp_db("race");
     let handles: Vec<_> = (0..2).map(|_| SqliteAdmission::open(&file, LimiterConfig::default()).unwrap()).collect();
     let grant = credits(100, None);
     let now = Timestamp::from_unix(1_000).unwrap();

@@ -12,9 +12,11 @@ use keycel::record::AccountScope;
 use keycel::sqlite::{cached_with, DataVersion, SqliteStore};
 use keycel::store::Store;
 use keycel::time::Timestamp;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+
+mod support;
 
 const CHEAP: HashParams = HashParams { m_cost: 1024, t_cost: 1, p_cost: 1 };
 const CHILD: &str = "KEYCEL_SQLITE_CHILD";
@@ -33,22 +35,6 @@ fn engine() -> Engine {
 
 fn ring(store: Arc<dyn Store>) -> Keyring {
     Keyring::new(store).with_hash(HashPolicy::with_params(CHEAP).unwrap()).unwrap()
-}
-
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new() -> Self {
-        let mut b = [0u8; 8];
-        getrandom::fill(&mut b).unwrap();
-        let p = std::env::temp_dir().join(format!("keycel-xproc-{}", u64::from_le_bytes(b)));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The other process: `deactivate <id>` or `delete <id>` through keycel's own store, on a
@@ -125,8 +111,8 @@ fn another_process_revocation_is_refused_by_the_next_request() {
         child(&spec);
         return;
     }
-    let dir = TempDir::new();
-    let db = dir.0.join("keys.db");
+    let dir = support::TempDir::new("xproc");
+    let db = dir.join("keys.db");
     drop(SqliteStore::create(&db).unwrap());
     let (a_id, a) = issue(&db, "a");
     let (b_id, b) = issue(&db, "b");
@@ -168,8 +154,8 @@ fn journal_mode_stays_wal_while_a_service_is_open() {
     if std::env::var(CHILD).is_ok() {
         return;
     }
-    let dir = TempDir::new();
-    let db = dir.0.join("keys.db");
+    let dir = support::TempDir::new("xproc");
+    let db = dir.join("keys.db");
     drop(SqliteStore::create(&db).unwrap());
     let (_, a) = issue(&db, "a");
     let svc = Service::open(&db);

@@ -15,6 +15,9 @@ use keycel::{Secret, TokenFormat};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
+#[cfg(feature = "sqlite")]
+mod support;
+
 const CHEAP: HashParams = HashParams { m_cost: 1024, t_cost: 1, p_cost: 1 };
 
 struct World {
@@ -374,9 +377,7 @@ fn policy_settings_are_checked_and_zero_turns_a_budget_off() {
 fn two_workers_over_one_sqlite_file_charge_one_budget() {
     use keycel::admission::SqliteAdmission;
     use keycel::limiter::LimiterConfig;
-    let dir = std::env::temp_dir().join(format!("keycel-throttle-sqlite-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::TempDir::new("throttle-sqlite");
     let file = dir.join("keys.db");
     let open = || Arc::new(SqliteAdmission::open(&file, LimiterConfig::default()).unwrap());
     let mut a = world();
@@ -408,7 +409,6 @@ fn two_workers_over_one_sqlite_file_charge_one_budget() {
     }
     let (r, hashed) = a.call(&bearer(&a.wrong_secret_for(&id)), Some("198.51.100.99"), 1);
     assert_throttled(&r, hashed);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The screen and the shed never wait on the file: while another process holds the SQLite
@@ -422,9 +422,7 @@ fn the_shared_budgets_screen_and_shed_never_wait_on_the_file() {
     use keycel::admission::SqliteAdmission;
     use keycel::limiter::LimiterConfig;
     use keycel::throttle::Subject;
-    let dir = std::env::temp_dir().join(format!("keycel-throttle-screen-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::TempDir::new("throttle-screen");
     let file = dir.join("keys.db");
     let mut w = world();
     w.engine = w.engine.with_admission(Arc::new(SqliteAdmission::open(&file, LimiterConfig::default()).unwrap()));
@@ -461,7 +459,6 @@ fn the_shared_budgets_screen_and_shed_never_wait_on_the_file() {
     other.execute_batch("COMMIT").unwrap();
     assert!(charging.join().unwrap().is_ok());
     assert!(waited < std::time::Duration::from_secs(2), "the screen and the sheds waited {waited:?} on the file");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// For a host that keeps the budgets itself (a Durable Object per subject): the subjects the
