@@ -29,6 +29,14 @@ const FLOOR_SCRIPT: &str = "local t = redis.call('TIME') \
     redis.call('PEXPIRE', KEYS[1], ARGV[2] * 2) \
     return n + 1";
 
+/// The floor split: its reads alone (`TIME`, `ZCARD`), and its reads and one write (`ZADD`).
+const READS_SCRIPT: &str = "local t = redis.call('TIME') return redis.call('ZCARD', KEYS[1]) + 1";
+const ONE_WRITE_SCRIPT: &str = "local t = redis.call('TIME') \
+    local n = redis.call('ZCARD', KEYS[1]) \
+    if n >= tonumber(ARGV[1]) then return 0 end \
+    redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[2], ARGV[3]) \
+    return n + 1";
+
 /// Calls per timed batch for the sub-microsecond operations (one `Instant` pair per batch).
 const BATCH: u32 = 100;
 
@@ -58,6 +66,19 @@ impl Samples {
         let v = &self.0[name];
         v[((v.len() - 1) as f64 * q).round() as usize]
     }
+}
+
+/// One call of a scratch script on a set of its own.
+fn scratch(c: &mut redis::Connection, sha: &str) -> i64 {
+    redis::cmd("EVALSHA")
+        .arg(sha)
+        .arg(1)
+        .arg("{keycel:floor}:leases")
+        .arg(5)
+        .arg(60_000)
+        .arg("floor-1")
+        .query(c)
+        .unwrap()
 }
 
 fn show(ns: f64) -> String {
@@ -101,6 +122,8 @@ fn main() {
     // before write, a set that expires): `TIME`, `ZCARD`, `ZADD`, `PEXPIRE` and nothing else,
     // on a scratch set.
     let floor: String = redis::cmd("SCRIPT").arg("LOAD").arg(FLOOR_SCRIPT).query(&mut ping).unwrap();
+    let reads: String = redis::cmd("SCRIPT").arg("LOAD").arg(READS_SCRIPT).query(&mut ping).unwrap();
+    let one_write: String = redis::cmd("SCRIPT").arg("LOAD").arg(ONE_WRITE_SCRIPT).query(&mut ping).unwrap();
 
     let mut s = Samples::default();
     let warm_up = rounds / 10;
@@ -112,20 +135,10 @@ fn main() {
             match (round + group) % 4 {
                 0 => {
                     r.time("redis/ping", || redis::cmd("PING").query::<String>(&mut ping).unwrap());
-                    r.time("redis/evalsha_empty", || {
-                        redis::cmd("EVALSHA").arg(&empty).arg(0).query::<i64>(&mut ping).unwrap()
-                    });
-                    r.time("redis/evalsha_floor", || {
-                        redis::cmd("EVALSHA")
-                            .arg(&floor)
-                            .arg(1)
-                            .arg("{keycel:floor}:leases")
-                            .arg(5)
-                            .arg(60_000)
-                            .arg("floor-1")
-                            .query::<i64>(&mut ping)
-                            .unwrap()
-                    });
+                    r.time("redis/evalsha_empty", || scratch(&mut ping, &empty));
+                    r.time("redis/evalsha_reads", || scratch(&mut ping, &reads));
+                    r.time("redis/evalsha_one_write", || scratch(&mut ping, &one_write));
+                    r.time("redis/evalsha_floor", || scratch(&mut ping, &floor));
                     let lease = r.time("redis/admit", || redis.admit(black_box(&t), now).unwrap());
                     r.time("redis/release", || drop(lease));
                 }
