@@ -205,6 +205,21 @@ export function installApi({ Engine, KeyRecord, UserRecord }) {
         : this.authorizePersonal(rec, usr, credentials, action, account, method, path, ip, attributes, now, cost)));
     },
   });
+  Object.defineProperty(Engine.prototype, 'failureSubjects', {
+    configurable: true,
+    writable: true,
+    value: function failureSubjects(record, credentials, ip, now, user) {
+      const addr = ip === undefined || ip === null ? undefined : ip;
+      if (addr !== undefined && typeof addr !== 'string') throw new KeycelError('invalid_argument', 'ip must be a string');
+      if (record === undefined || record === null) return this.failureSubjectsUnknown(credentials, addr, now);
+      if ((user === undefined || user === null) && record instanceof KeyRecord) {
+        return this.failureSubjectsKey(record, credentials, addr, now);
+      }
+      return withHandles(record, user, (rec, usr) => (usr === null
+        ? this.failureSubjectsKey(rec, credentials, addr, now)
+        : this.failureSubjectsPersonal(rec, usr, credentials, addr, now)));
+    },
+  });
   Object.defineProperty(Engine.prototype, 'explain', {
     configurable: true,
     writable: true,

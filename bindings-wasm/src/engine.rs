@@ -432,9 +432,6 @@ impl Engine {
     }
 }
 
-/// The policy's limits with renewable leases: a JS handle can be lost without being freed
-/// (no finalizer runs), so a lease here is live while its holder renews it (`lease.renew`),
-/// and reclaimed `lease_ttl` after the last renewal otherwise.
 /// A budget that counts nothing (every kind's limit 0): the engine's, when a Durable Object
 /// keeps the budgets.
 fn uncounted_failures() -> keycel::throttle::LocalBudget {
@@ -442,6 +439,9 @@ fn uncounted_failures() -> keycel::throttle::LocalBudget {
     keycel::throttle::LocalBudget::new(off)
 }
 
+/// The policy's limits with renewable leases: a JS handle can be lost without being freed
+/// (no finalizer runs), so a lease here is live while its holder renews it (`lease.renew`),
+/// and reclaimed `lease_ttl` after the last renewal otherwise.
 fn wasm_limiter(set: &PolicySet) -> Result<LimiterConfig, EngineError> {
     Ok(LimiterConfig { hold_while_alive: false, ..limiter_config_for(set)? })
 }

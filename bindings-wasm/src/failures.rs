@@ -4,8 +4,8 @@
 //! a deployment. Every decision is core's; this file converts values.
 //!
 //! The worker builds its `Engine` with `failureBudgets: "external"` (its own budget counts
-//! nothing), asks `engine.failureSubjects(credentials, ip)` which subjects an attempt is
-//! charged to (none for a secret the verified-secret cache knows), charges each subject's
+//! nothing), asks `engine.failureSubjects(record, credentials, ip, now)` which subjects an
+//! attempt is charged to (core's rule: none for a cached secret of a valid key), charges each subject's
 //! Durable Object in that order before `authorize` (giving the earlier ones back when one is
 //! refused, and answering the refusal: core's 429 `too_many_failures`), and gives them all
 //! back when the authentication succeeds (examples/durable-admission/).
@@ -14,6 +14,7 @@ use crate::convert;
 use crate::credentials::Credentials;
 use crate::engine::Engine;
 use crate::error::{codes, Error, JsResult};
+use crate::records::{KeyRecord, UserRecord};
 use keycel::decision::Messages;
 use keycel::engine::{auth_config_for, throttle_config_for};
 use keycel::policy::PolicySet;
@@ -45,8 +46,9 @@ impl SubjectJs {
     }
 
     fn subject(&self) -> Result<Subject<'_>, Error> {
-        if self.key.is_empty() || self.key.len() > 256 {
-            return Err(Error::invalid_argument("subject.key must be 1-256 characters"));
+        // Empty is a key core may name (an empty client address); the length is bounded.
+        if self.key.len() > 256 {
+            return Err(Error::invalid_argument("subject.key must be at most 256 bytes"));
         }
         match self.kind.as_str() {
             "ip" => Ok(Subject::Ip(&self.key)),
@@ -129,19 +131,70 @@ impl FailureBudgets {
     }
 }
 
-#[wasm_bindgen]
 impl Engine {
-    /// The subjects an attempt with these credentials is charged to before argon2, in the
-    /// engine's order (the client address `ip`, then the client id), or `null` when the
-    /// verified-secret cache knows the secret (nothing to charge). For an engine built with
-    /// `failureBudgets: "external"`, whose budgets a Durable Object per subject keeps.
-    #[wasm_bindgen(js_name = failureSubjects, unchecked_return_type = "FailureSubject[] | null")]
-    pub fn failure_subjects(&self, credentials: &Credentials, ip: Option<String>) -> JsValue {
+    fn failure_subjects_with(
+        &self,
+        record: Option<&KeyRecord>,
+        user: Option<&UserRecord>,
+        credentials: &Credentials,
+        ip: Option<String>,
+        now: &JsValue,
+    ) -> JsResult<JsValue> {
+        let now = convert::timestamp(now, "now")?;
         let mut request = keycel::engine::Request::new("");
         request.ip = ip;
-        match self.core().failure_subjects(credentials.inner(), &request) {
+        let subjects = self.core().failure_subjects(
+            credentials.inner(),
+            record.map(KeyRecord::inner),
+            user.map(UserRecord::inner),
+            &request,
+            now,
+        );
+        Ok(match subjects {
             None => JsValue::NULL,
             Some(subjects) => convert::to_js(&subjects.into_iter().map(SubjectJs::of).collect::<Vec<_>>()),
-        }
+        })
+    }
+}
+
+// `failureSubjects(record | null, credentials, ip, now, user?)` is defined in `js/glue.js`
+// over the entry points below, as `authorize` is (wasm-bindgen cannot borrow an optional
+// handle).
+#[wasm_bindgen]
+impl Engine {
+    /// `failureSubjects` for a key the lookup found.
+    #[wasm_bindgen(js_name = failureSubjectsKey, skip_typescript)]
+    pub fn failure_subjects_key(
+        &self,
+        record: &KeyRecord,
+        credentials: &Credentials,
+        ip: Option<String>,
+        now: JsValue,
+    ) -> JsResult<JsValue> {
+        self.failure_subjects_with(Some(record), None, credentials, ip, &now)
+    }
+
+    /// `failureSubjects` for a personal token with its owner's record.
+    #[wasm_bindgen(js_name = failureSubjectsPersonal, skip_typescript)]
+    pub fn failure_subjects_personal(
+        &self,
+        record: &KeyRecord,
+        user: &UserRecord,
+        credentials: &Credentials,
+        ip: Option<String>,
+        now: JsValue,
+    ) -> JsResult<JsValue> {
+        self.failure_subjects_with(Some(record), Some(user), credentials, ip, &now)
+    }
+
+    /// `failureSubjects` when the lookup found no record.
+    #[wasm_bindgen(js_name = failureSubjectsUnknown, skip_typescript)]
+    pub fn failure_subjects_unknown(
+        &self,
+        credentials: &Credentials,
+        ip: Option<String>,
+        now: JsValue,
+    ) -> JsResult<JsValue> {
+        self.failure_subjects_with(None, None, credentials, ip, &now)
     }
 }

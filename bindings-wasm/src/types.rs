@@ -276,6 +276,20 @@ export interface Engine {
     now: TimeInput,
     user?: UserRecordInput | null,
   ): Authorization;
+  /**
+   * The failed-authentication subjects `authorize` would charge before argon2 for this attempt
+   * (the client address `ip`, then the client id), or `null` when it would charge nothing (a
+   * cached secret of a valid key): for an engine built with `failureBudgets: 'external'`,
+   * whose budgets a Durable Object per subject keeps (`FailureBudgets`). Same arguments as
+   * `authorize`; with `null`, call `authorize` at once (no `await` in between).
+   */
+  failureSubjects(
+    record: KeyRecordInput | null | undefined,
+    credentials: Credentials,
+    ip: string | null | undefined,
+    now: TimeInput,
+    user?: UserRecordInput | null,
+  ): FailureSubject[] | null;
   /** The policy alone for an authenticated key: account scope, forbid and allow rules. */
   decide(record: KeyRecordInput, request: RequestInput, now: TimeInput, user?: UserRecordInput | null): Decision;
   /**

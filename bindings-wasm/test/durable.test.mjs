@@ -141,6 +141,18 @@ describe('Durable Object admission in workerd', () => {
     assert.equal((await through(0, ip, k.h.authorization)).status, 200, 'a cached key answers from a throttled address');
   });
 
+  test("a deactivated key's cached secret is charged like any failure: its client id's budget, then 429", async () => {
+    const k = await issue(null);
+    assert.equal((await through(0, '192.0.2.60', k.h.authorization)).status, 200, 'verified once: cached');
+    const off = await get(`/_deactivate/${k.clientId}`, { 'x-admin-token': ADMIN }, { method: 'POST' });
+    assert.equal(off.status, 200);
+    const statuses = [];
+    for (let i = 0; i < 11; i++) statuses.push((await through(0, `192.0.2.${70 + i}`, k.h.authorization)).status);
+    // Before: the cached secret was taken for "nothing to charge" and argon2 (a dummy) ran
+    // uncharged every time (11 x 401, and on).
+    assert.deepEqual(statuses, [...Array(10).fill(401), 429]);
+  });
+
   test('credits never go below zero under 8 concurrent clients, and an eviction does not restore them', async () => {
     const setAt = new Date(Date.now() - 1000).toISOString().replace(/\.\d+Z$/, 'Z');
     const k = await issue({ max_concurrent: 100, credits: { remaining: 7, refill: null, set_at: setAt } });

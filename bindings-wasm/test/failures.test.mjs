@@ -10,17 +10,23 @@ const READ = { action: 'api.read', account: 'acc_1' };
 const forged = () => parseCredentials({ authorization: `Bearer ${issueKey({ name: 'f', role: 'reader' }, NOW, { hash: CHEAP }).token}` });
 
 describe('failure budgets outside the engine', () => {
-  test('subjects in the engine order, IPv6 per /64; none for a secret the cache knows', () => {
+  test("subjects in the engine order, IPv6 per /64; none for a cached secret of a valid key", () => {
     const engine = new Engine(DEFAULT_POLICY, { failureBudgets: 'external' });
     const k = issueKey({ name: 'k', role: 'reader', accounts: ['acc_1'] }, NOW, { hash: CHEAP });
     const creds = engine.parseCredentials({ authorization: `Bearer ${k.token}` });
-    assert.deepEqual(engine.failureSubjects(creds, '2001:db8::7'), [
-      { kind: 'ip', key: '2001:db8:0:0::/64' },
-      { kind: 'client_id', key: k.clientId },
-    ]);
-    assert.deepEqual(engine.failureSubjects(creds), [{ kind: 'client_id', key: k.clientId }]);
+    const both = [{ kind: 'ip', key: '2001:db8:0:0::/64' }, { kind: 'client_id', key: k.clientId }];
+    assert.deepEqual(engine.failureSubjects(k.record, creds, '2001:db8::7', NOW), both);
+    assert.deepEqual(engine.failureSubjects(null, creds, '2001:db8::7', NOW), both, 'an unknown id is charged alike');
+    assert.deepEqual(engine.failureSubjects(k.record, creds, null, NOW), [{ kind: 'client_id', key: k.clientId }]);
     assert.equal(engine.authorize(k.record, creds, READ, NOW).allowed, true);
-    assert.equal(engine.failureSubjects(creds, '192.0.2.1'), null, 'a cached secret is never charged');
+    assert.equal(engine.failureSubjects(k.record, creds, '192.0.2.1', NOW), null, 'a cached secret is not charged');
+    assert.equal(engine.failureSubjects(k.recordJson, creds, '192.0.2.1', NOW), null, 'record as JSON text');
+    // The same cached secret once the key is inactive: argon2 runs (a dummy), so it is charged.
+    const inactive = JSON.stringify({ ...JSON.parse(k.recordJson), active: false });
+    assert.deepEqual(engine.failureSubjects(inactive, creds, '2001:db8::7', NOW), both);
+    assert.deepEqual(engine.failureSubjects(null, creds, '', NOW)[0], { kind: 'ip', key: '' }, 'core names an empty address');
+    throwsKeycel(() => engine.failureSubjects(k.record, creds, 7, NOW), 'invalid_argument');
+    throwsKeycel(() => engine.failureSubjects(k.record, creds, null, 'soon'), 'invalid_time');
   });
 
   test("the Durable Object's 429 is the engine's own; an external engine counts nothing", () => {
@@ -52,7 +58,7 @@ describe('failure budgets outside the engine', () => {
   test('bad input gets a typed error', () => {
     const budgets = new FailureBudgets(DEFAULT_POLICY);
     throwsKeycel(() => budgets.charge({ kind: 'user', key: 'x' }, NOW), 'invalid_argument');
-    throwsKeycel(() => budgets.charge({ kind: 'ip', key: '' }, NOW), 'invalid_argument');
+    assert.deepEqual(budgets.charge({ kind: 'ip', key: '' }, NOW), { allowed: true }, 'an empty address is a subject');
     throwsKeycel(() => budgets.charge({ kind: 'ip', key: 'x'.repeat(300) }, NOW), 'invalid_argument');
     throwsKeycel(() => budgets.charge({ kind: 'ip', key: 'x', extra: 1 }, NOW), 'invalid_argument');
     throwsKeycel(() => budgets.charge(null, NOW), 'invalid_argument');

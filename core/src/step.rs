@@ -196,19 +196,32 @@ impl Engine {
         })
     }
 
-    /// The subjects an attempt with these credentials is charged to before argon2, in the
-    /// order the engine charges them (the client address, then the client id), or `None` when
-    /// the verified-secret cache knows the secret (nothing is charged): for a host that keeps
-    /// the failure budgets outside the engine (one Durable Object per subject in a Cloudflare
-    /// deployment) and gives the engine a budget that counts nothing. The host charges each
-    /// subject in turn, gives the earlier ones back when one is refused (answering
-    /// [`throttled`]'s 429), and gives them all back when the authentication succeeds.
-    pub fn failure_subjects<'a>(&self, creds: &'a Credentials, request: &'a Request) -> Option<Vec<Subject<'a>>> {
-        if self.auth.knows_secret(creds) {
-            return None;
+    /// The subjects an attempt is charged to before argon2, in the order the engine charges
+    /// them (the client address, then the client id), or `None` when the engine would charge
+    /// nothing: exactly [`Engine::step_credentials`]'s rule (a secret the verified-secret cache
+    /// answers for a valid record, or recognises), so a cached secret of a key since revoked,
+    /// expired or rotated is charged like any other failure. For a host that keeps the failure
+    /// budgets outside the engine (one Durable Object per subject in a Cloudflare deployment)
+    /// and gives the engine a budget that counts nothing: the host charges each subject in
+    /// turn, gives the earlier ones back when one is refused (answering [`throttled`]'s 429),
+    /// then authorizes, and gives them all back when the authentication succeeds. With nothing
+    /// to charge it authorizes at once (nothing in between may evict the cached secret, or
+    /// argon2 would run uncharged).
+    pub fn failure_subjects<'a>(
+        &self,
+        creds: &'a Credentials,
+        record: Option<&KeyRecord>,
+        user: Option<&UserRecord>,
+        request: &'a Request,
+        now: Timestamp,
+    ) -> Option<Vec<Subject<'a>>> {
+        match self.auth.begin(creds, record, user, now) {
+            AuthStep::Done(_) | AuthStep::Hash(HashWork::Verify { recognised: true }) => None,
+            AuthStep::Hash(_) => {
+                let ip = request.throttle_ip().map(Subject::Ip);
+                Some(ip.into_iter().chain([Subject::ClientId(creds.client_id().as_str())]).collect())
+            }
         }
-        let ip = request.throttle_ip().map(Subject::Ip);
-        Some(ip.into_iter().chain([Subject::ClientId(creds.client_id().as_str())]).collect())
     }
 
     /// [`Engine::authorize_step`] for hosts that fetched the record (and user) themselves.

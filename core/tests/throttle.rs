@@ -462,25 +462,41 @@ fn the_shared_budgets_screen_and_shed_never_wait_on_the_file() {
 }
 
 /// For a host that keeps the budgets itself (a Durable Object per subject): the subjects the
-/// engine would charge, in its order, only for a secret the cache does not know; and the 429
-/// it answers, the engine's own (status, body, `Retry-After`).
+/// engine would charge, in its order, exactly when it would charge them (a cached secret of a
+/// valid key is not charged; once the key is deactivated or rotated, the same cached secret is
+/// charged like any failure); and the 429 it answers, the engine's own (status, body,
+/// `Retry-After`).
 #[test]
 fn failure_subjects_and_the_429_match_the_engines_own() {
+    use keycel::keyring::Actor;
     use keycel::step::throttled;
     use keycel::throttle::{Exhausted, Subject};
     let w = world();
-    let (_, token) = w.key();
+    let (id, token) = w.key();
     let headers = bearer(&token);
     let creds = w.engine.authenticator().credentials(headers.iter().map(|(a, b)| (a.as_str(), b.as_str()))).unwrap();
     let req = Request::new("api.read").client_ip("2001:db8::7");
-    let id = creds.client_id().as_str().to_string();
-    let subjects = w.engine.failure_subjects(&creds, &req).unwrap();
-    assert_eq!(subjects, vec![Subject::Ip("2001:db8::7"), Subject::ClientId(&id)]);
-    assert_eq!(subjects[0].key(), "2001:db8:0:0::/64", "addresses count per /64");
-    assert_eq!(w.engine.failure_subjects(&creds, &Request::new("api.read")).unwrap(), vec![Subject::ClientId(&id)]);
+    let record = || keycel::engine::Lookup::key(w.store.as_ref(), &id).unwrap();
+    let subjects = |r: Option<&keycel::record::KeyRecord>, req: &Request| {
+        w.engine
+            .failure_subjects(&creds, r, None, req, w.now)
+            .map(|v| v.iter().map(|s| (s.kind(), s.key().into_owned())).collect::<Vec<_>>())
+    };
+    let both = Some(vec![("ip", "2001:db8:0:0::/64".to_string()), ("client_id", id.clone())]);
+    assert_eq!(subjects(record().as_deref(), &req), both, "addresses count per /64");
+    assert_eq!(subjects(None, &req), both, "an unknown id is charged like a known one");
+    assert_eq!(subjects(record().as_deref(), &Request::new("api.read")), Some(vec![("client_id", id.clone())]));
     let (a, _) = w.call(&headers, None, 0);
     assert!(a.decision.allowed);
-    assert_eq!(w.engine.failure_subjects(&creds, &req), None, "a secret the cache knows is never charged");
+    assert_eq!(subjects(record().as_deref(), &req), None, "a secret the cache answers is never charged");
+    // The key is deactivated: its cached secret now costs a (dummy) hash, and a charge.
+    let op = Actor::Operator("t".into());
+    w.ring.set_active(&op, &id, false, w.now).unwrap();
+    assert_eq!(subjects(record().as_deref(), &req), both, "a deactivated key's cached secret is charged");
+    w.ring.set_active(&op, &id, true, w.now).unwrap();
+    assert_eq!(subjects(record().as_deref(), &req), None);
+    w.ring.rotate(&op, &id, None, w.now).unwrap();
+    assert_eq!(subjects(record().as_deref(), &req), both, "the old secret after a rotation is charged");
     // Spend an address's budget through the engine: its 429 is `throttled`'s.
     for _ in 0..20 {
         w.call(&bearer(&forged()), Some("203.0.113.50"), 0);

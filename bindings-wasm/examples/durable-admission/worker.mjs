@@ -6,8 +6,8 @@
 //
 // The worker authenticates and decides with an Engine built with `admission: 'external'` and
 // `failureBudgets: 'external'` (its `authorize` counts neither). Before `authorize`, it asks
-// `engine.failureSubjects(credentials, ip)` which subjects the attempt is charged to (none for
-// a secret the verified-secret cache knows) and charges each subject's Durable Object in that
+// `engine.failureSubjects(record, credentials, ip, now)` which subjects the attempt is charged
+// to (core's rule: none for a cached secret of a valid key) and charges each subject's Durable Object in that
 // order, giving the earlier charges back and answering core's 429 when one is refused; after
 // `authorize` it gives them all back when the secret verified (`decision.method`), so
 // legitimate traffic never spends a budget. Then it asks the key's Durable Object to admit the
@@ -25,6 +25,7 @@
 //   POST /_keys {spec, record?}   issue a key; `budget` sets rate_limit / credits on its record
 //   GET  /_inflight/:keyId        leases in flight, as the key's Durable Object counts them
 //   POST /_evict/:keyId           drops the object's memory (what an eviction loses)
+//   POST /_deactivate/:keyId      marks the key's record inactive
 // Records live in this isolate's memory here; a real worker reads them from KV or a database.
 // config.capnp runs this module as two workers (two isolates, two engines) over the same
 // Durable Objects, as a deployment's isolates are.
@@ -136,13 +137,21 @@ async function api(request, env, url) {
     throw e;
   }
   const ip = request.headers.get('cf-connecting-ip');
-  // Failures are counted by the subjects' Durable Objects, before argon2 runs here.
-  const { charged, refusal } = await chargeFailures(env, engine.failureSubjects(credentials, ip) ?? []);
-  if (refusal) return new Response(refusal.body, { status: refusal.status, headers: { 'content-type': 'application/json', ...Object.fromEntries(refusal.headers) } });
   const record = records.get(credentials.clientId) ?? null;
   const account = url.pathname.split('/')[3];
   const action = request.method === 'GET' ? 'api.read' : 'api.write';
-  const d = engine.authorize(record, credentials, { action, account, method: request.method, path: url.pathname, ip }, Date.now());
+  const target = { action, account, method: request.method, path: url.pathname, ip };
+  // Failures are counted by the subjects' Durable Objects, before argon2 runs here. With
+  // nothing to charge (a cached secret of a valid key) `authorize` runs at once: no `await`
+  // in between, so nothing evicts the cached secret first.
+  const subjects = engine.failureSubjects(record, credentials, ip, Date.now());
+  let charged = [];
+  if (subjects) {
+    const c = await chargeFailures(env, subjects);
+    if (c.refusal) return new Response(c.refusal.body, { status: c.refusal.status, headers: { 'content-type': 'application/json', ...Object.fromEntries(c.refusal.headers) } });
+    charged = c.charged;
+  }
+  const d = engine.authorize(record, credentials, target, Date.now());
   d.lease?.release(); // uncounted: the Durable Object counts
   // The secret verified (whatever the policy then decided): the charges go back.
   if (d.method !== null) await Promise.all(charged.map((s) => failures(env, s, 'refund')));
@@ -171,6 +180,12 @@ async function admin(request, env, url) {
       const record = budget ? KeyRecord.parse({ ...issued.record.toStorageJSON(), ...budget }) : issued.record;
       records.set(issued.clientId, record);
       return json(201, { clientId: issued.clientId, token: issued.token });
+    }
+    const off = url.pathname.match(/^\/_deactivate\/([^/]+)$/);
+    if (request.method === 'POST' && off && records.has(off[1])) {
+      // What `keycel key deactivate` writes: the record, inactive (its secret stays cached).
+      records.set(off[1], KeyRecord.parse({ ...records.get(off[1]).toStorageJSON(), active: false }));
+      return json(200, { deactivated: off[1] });
     }
     const m = url.pathname.match(/^\/_evict\/([^/]+)$/);
     if (request.method === 'POST' && m) return json(200, await ask(env, m[1], '/evict', {}));

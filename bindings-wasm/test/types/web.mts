@@ -45,7 +45,7 @@ import { FailureBudgets, type FailureSubject, type FailureAnswer } from 'keycel/
 export function failures(policy: string, headers: { [name: string]: string }, ip: string | null): FailureAnswer[] {
   const engine = new Engine(policy, { admission: 'external', failureBudgets: 'external' });
   const budgets = new FailureBudgets(policy, 'policy.toml');
-  const subjects: FailureSubject[] | null = engine.failureSubjects(engine.parseCredentials(headers), ip ?? undefined);
+  const subjects: FailureSubject[] | null = engine.failureSubjects(null, engine.parseCredentials(headers), ip, Date.now());
   const answers = (subjects ?? []).map((s) => budgets.charge(s, Date.now()));
   for (const a of answers) {
     if (!a.allowed) return [a, { allowed: true }, ...(a.status === 429 ? [] : [a])];

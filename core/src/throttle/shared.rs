@@ -79,13 +79,16 @@ impl Refusals {
 pub struct InProcess {
     local: LocalBudget,
     refusals: Refusals,
+    /// Charges per subject the store could not record (an outage): as many later refunds
+    /// stay here, so the store never gives back a failure it did not count.
+    unrecorded: Mutex<HashMap<String, u32>>,
 }
 
 impl InProcess {
     /// Empty, with the shared budget's limits.
     pub fn new(config: ThrottleConfig) -> Self {
         let refusals = Refusals::new(config.max_tracked);
-        InProcess { local: LocalBudget::new(config), refusals }
+        InProcess { local: LocalBudget::new(config), refusals, unrecorded: Mutex::default() }
     }
 
     /// The limits.
@@ -105,20 +108,52 @@ impl InProcess {
         let now_ms = ms(now);
         let mut answer = self.local.charge(subject, now);
         if answer.is_ok() {
-            if let Some(Err(e)) = store() {
-                self.local.refund(subject, now);
-                answer = Err(e);
+            match store() {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    self.local.refund(subject, now);
+                    answer = Err(e);
+                }
+                None => {
+                    self.unrecorded(subject, 1);
+                }
             }
         }
         self.refusals.note(subject, now_ms, answer);
         answer
     }
 
-    /// A step's refund (a success): this process's count and `store`.
+    /// A step's refund (a success, or a later subject refused): this process's count, and
+    /// `store` unless the store never recorded as many of the subject's charges.
     pub fn refund(&self, subject: Subject<'_>, now: Timestamp, store: impl FnOnce()) {
         self.refusals.forget(subject);
         self.local.refund(subject, now);
-        store();
+        if !self.unrecorded(subject, -1) {
+            store();
+        }
+    }
+
+    /// Adds `delta` to the subject's unrecorded charges; true when one was taken back.
+    /// At most `max_tracked` subjects (past that, a refund may reach the store).
+    fn unrecorded(&self, subject: Subject<'_>, delta: i8) -> bool {
+        let mut map = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
+        let name = Refusals::name(subject);
+        if delta > 0 {
+            if let Some(n) = map.get_mut(&name) {
+                *n = n.saturating_add(1);
+            } else if map.len() < self.config().max_tracked.max(1) {
+                map.insert(name, 1);
+            }
+            return false;
+        }
+        match map.get_mut(&name) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                true
+            }
+            Some(_) => map.remove(&name).is_some(),
+            None => false,
+        }
     }
 
     /// A shed's charge: a refusal this process knows, else this process's count; no I/O.
@@ -218,10 +253,30 @@ mod tests {
         assert_eq!(p.charge_nowait(other, t(0)), busy, "a known refusal holds for sheds");
         assert_eq!(p.exhausted(other, t(0)), Some(Exhausted { retry_after_secs: 9 }));
         assert_eq!(p.charge_nowait(other, t(9)), Ok(()), "the refusal passed; nothing was counted");
-        // A success gives a step's charge back here and in the store.
-        let mut refunded = false;
-        p.refund(ip, t(0), || refunded = true);
-        assert!(refunded);
+        // A success gives a step's charge back here and in the store (the first refund
+        // matches the charge the store did not record).
+        let mut refunded = 0;
+        p.refund(ip, t(0), || refunded += 1);
+        p.refund(ip, t(0), || refunded += 1);
+        assert_eq!(refunded, 1);
         assert_eq!(p.charge_nowait(ip, t(0)), Ok(()));
+    }
+
+    /// A charge the store could not record (an outage) is never given back to the store: the
+    /// refund that matches it stays in the process, later ones reach the store again.
+    #[test]
+    fn the_store_never_refunds_a_charge_it_did_not_record() {
+        let config = ThrottleConfig { per_ip: 4, per_client_id: 0, window: Duration::from_secs(60), max_tracked: 10 };
+        let p = InProcess::new(config);
+        let ip = Subject::Ip("192.0.2.9");
+        assert_eq!(p.charge(ip, t(0), || None), Ok(()), "the store down: recorded here only");
+        assert_eq!(p.charge(ip, t(0), || Some(Ok(()))), Ok(()));
+        let mut store_refunds = 0;
+        p.refund(ip, t(0), || store_refunds += 1);
+        assert_eq!(store_refunds, 0, "matched with the unrecorded charge");
+        p.refund(ip, t(0), || store_refunds += 1);
+        assert_eq!(store_refunds, 1);
+        p.refund(Subject::Ip("192.0.2.10"), t(0), || store_refunds += 1);
+        assert_eq!(store_refunds, 2, "other subjects are unaffected");
     }
 }
