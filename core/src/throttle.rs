@@ -35,7 +35,7 @@
 
 mod shared;
 
-pub use shared::{InProcess, Refusals};
+pub use shared::{DebtStore, InProcess, Refusals, SharedBudget};
 
 use crate::time::{Duration, Timestamp};
 use std::borrow::Cow;

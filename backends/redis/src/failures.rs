@@ -7,13 +7,12 @@
 //! concurrent workers never overshoot. Only failures (and the successes that refund them)
 //! reach Redis; a cached key's success never does, and neither does anything run on an event
 //! loop: the screen answers from the refusals this process's charges got, and a shed is
-//! charged to this process's own count ([`InProcess`]). When Redis cannot answer, this
+//! charged to this process's own count (the [`SharedBudget`] this store sits behind). When Redis cannot answer, this
 //! process's count answers: the flood bound then holds per process, as without Redis, and no
 //! client is locked out by an outage.
 
 use crate::Shared;
-use keycel::throttle::{Exhausted, FailureBudget, InProcess, Subject, ThrottleConfig};
-use keycel::time::Timestamp;
+use keycel::throttle::{DebtStore, Exhausted, Subject};
 use std::sync::Arc;
 
 const SCRIPT: &str = include_str!("failures.lua");
@@ -28,61 +27,46 @@ pub fn key(subject: Subject<'_>) -> String {
     format!("{{keycel:fail:{}:{}}}", subject.kind(), subject.key())
 }
 
-/// Budgets of one [`crate::RedisAdmission`], on its connection pool.
-pub(crate) struct RedisFailures {
+/// Debts in the Redis of one [`crate::RedisAdmission`], on its connection pool.
+pub(crate) struct RedisDebts {
     shared: Arc<Shared>,
-    config: ThrottleConfig,
     script: redis::Script,
-    here: InProcess,
 }
 
-impl std::fmt::Debug for RedisFailures {
+impl std::fmt::Debug for RedisDebts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisFailures").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("RedisDebts").finish_non_exhaustive()
     }
 }
 
-impl RedisFailures {
-    pub(crate) fn new(shared: Arc<Shared>, config: ThrottleConfig) -> Self {
-        let here = InProcess::new(config.clone());
-        RedisFailures { shared, config, script: script(), here }
+impl RedisDebts {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        RedisDebts { shared, script: script() }
     }
 
-    /// The script's answer for `op` (0, or the wait in ms before the next failure is allowed);
-    /// `None`: no budget for this kind of subject.
-    fn run(&self, op: &str, subject: Subject<'_>) -> Option<redis::RedisResult<i64>> {
-        let (interval, tolerance) = self.config.rates(self.config.limit(subject)?);
+    /// The script's answer for `op`: 0, or the wait in ms before the next failure is allowed.
+    fn run(&self, op: &str, subject: Subject<'_>, interval: i64, tolerance: i64) -> redis::RedisResult<i64> {
         let key = key(subject);
-        Some(self.shared.with(|c| self.script.key(&key).arg(op).arg(interval).arg(tolerance).invoke(c)))
+        self.shared.with(|c| self.script.key(&key).arg(op).arg(interval).arg(tolerance).invoke(c))
     }
 }
 
-impl FailureBudget for RedisFailures {
-    fn charge(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
-        self.here.charge(subject, now, || match self.run("charge", subject)? {
-            Ok(0) => Some(Ok(())),
-            Ok(wait_ms) => Some(Err(Exhausted::after_ms(wait_ms))),
-            Err(_) => None,
-        })
+/// On Redis's clock (`now_ms` is not used).
+impl DebtStore for RedisDebts {
+    fn charge(
+        &self,
+        subject: Subject<'_>,
+        interval: i64,
+        tolerance: i64,
+        _now_ms: i64,
+    ) -> Option<Result<(), Exhausted>> {
+        match self.run("charge", subject, interval, tolerance).ok()? {
+            0 => Some(Ok(())),
+            wait_ms => Some(Err(Exhausted::after_ms(wait_ms))),
+        }
     }
 
-    fn refund(&self, subject: Subject<'_>, now: Timestamp) {
-        self.here.refund(subject, now, || {
-            let _ = self.run("refund", subject);
-        });
-    }
-
-    /// No round trip: the refusals this process saw, or its own count spent.
-    fn exhausted(&self, subject: Subject<'_>, now: Timestamp) -> Option<Exhausted> {
-        self.here.exhausted(subject, now)
-    }
-
-    /// No round trip (a shed, on an event loop): a known refusal, else this process's count.
-    fn charge_nowait(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
-        self.here.charge_nowait(subject, now)
-    }
-
-    fn refund_nowait(&self, subject: Subject<'_>, now: Timestamp) {
-        self.here.refund_nowait(subject, now);
+    fn refund(&self, subject: Subject<'_>, interval: i64, tolerance: i64, _now_ms: i64) {
+        let _ = self.run("refund", subject, interval, tolerance);
     }
 }

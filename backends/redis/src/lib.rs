@@ -395,7 +395,8 @@ impl Admission for RedisAdmission {
 
     /// Failure budgets in the same Redis: a fleet charges one per client address and id.
     fn failure_budget(&self, config: &ThrottleConfig) -> Option<Arc<dyn FailureBudget>> {
-        Some(Arc::new(failures::RedisFailures::new(Arc::clone(&self.shared), config.clone())))
+        let debts = failures::RedisDebts::new(Arc::clone(&self.shared));
+        Some(Arc::new(keycel::throttle::SharedBudget::new(debts, config.clone())))
     }
 }
 

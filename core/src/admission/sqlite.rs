@@ -19,7 +19,7 @@
 //! since the lease is no longer renewed.
 
 use super::local::{check_budget, KeyBudget};
-use super::sqlite_failures::SqliteFailures;
+use super::sqlite_failures::SqliteDebts;
 use super::sqlite_leases::{self as leases, Immediate, LeaseIds};
 use super::{Admission, AdmissionError, CreditCount, CreditGrant, Lease, Refusal, SharedLease, Ticket};
 use crate::limiter::LimiterConfig;
@@ -246,7 +246,8 @@ impl Admission for SqliteAdmission {
 
     /// Failure budgets in the same file, so a machine's workers charge one per subject.
     fn failure_budget(&self, config: &ThrottleConfig) -> Option<Arc<dyn FailureBudget>> {
-        Some(Arc::new(SqliteFailures::new(Arc::clone(&self.shared), config.clone())))
+        let debts = SqliteDebts::new(Arc::clone(&self.shared));
+        Some(Arc::new(crate::throttle::SharedBudget::new(debts, config.clone())))
     }
 
     fn usage(&self, key_id: &str, grant: &CreditGrant, now: Timestamp) -> Result<u64, AdmissionError> {

@@ -7,7 +7,7 @@
 //! overshoot; a refund one transaction. What runs on event loops never touches the file, since
 //! the admission connection may be waiting on another process's write lock: the screen answers
 //! from the refusals this process's charges got, and a shed is charged to this process's own
-//! count ([`InProcess`]). The same debt arithmetic as the process-local budget, so the answers
+//! count (the [`SharedBudget`] this store sits behind). The same debt arithmetic as the process-local budget, so the answers
 //! (429 and `Retry-After`) are the same. Rows whose debt is paid back carry nothing and are
 //! deleted every [`PRUNE_EVERY`] charges of a handle.
 //!
@@ -16,8 +16,7 @@
 
 use super::sqlite::Shared;
 use super::sqlite_leases::Immediate;
-use crate::throttle::{Debt, Exhausted, FailureBudget, InProcess, Subject, ThrottleConfig};
-use crate::time::Timestamp;
+use crate::throttle::{Debt, DebtStore, Exhausted, Subject};
 use rusqlite::{params, Connection};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -25,13 +24,11 @@ use std::sync::Arc;
 /// Charges between two deletions of paid-back rows (per handle).
 pub(super) const PRUNE_EVERY: u32 = 256;
 
-/// Budgets of one [`super::SqliteAdmission`]'s file, on its connection.
+/// Debts in one [`super::SqliteAdmission`]'s file, on its connection.
 #[derive(Debug)]
-pub(super) struct SqliteFailures {
+pub(super) struct SqliteDebts {
     shared: Arc<Shared>,
-    config: ThrottleConfig,
     charges: AtomicU32,
-    here: InProcess,
 }
 
 fn read(conn: &Connection, subject: Subject<'_>) -> Result<Option<Debt>, rusqlite::Error> {
@@ -52,20 +49,19 @@ fn write(conn: &Connection, subject: Subject<'_>, d: Debt) -> Result<(), rusqlit
     Ok(())
 }
 
-impl SqliteFailures {
-    pub(super) fn new(shared: Arc<Shared>, config: ThrottleConfig) -> Self {
-        let here = InProcess::new(config.clone());
-        SqliteFailures { shared, config, charges: AtomicU32::new(0), here }
+impl SqliteDebts {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        SqliteDebts { shared, charges: AtomicU32::new(0) }
     }
 
     /// `Ok(Err(_))`: refused (nothing written).
     fn try_charge(
         &self,
         subject: Subject<'_>,
+        interval: i64,
+        tolerance: i64,
         now_ms: i64,
-        limit: u32,
     ) -> Result<Result<(), Exhausted>, rusqlite::Error> {
-        let (interval, tolerance) = self.config.rates(limit);
         let conn = self.shared.conn();
         let tx = Immediate::begin(&conn)?;
         let debt = read(&tx, subject)?.unwrap_or_default();
@@ -82,37 +78,24 @@ impl SqliteFailures {
     }
 }
 
-impl FailureBudget for SqliteFailures {
-    fn charge(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
-        let Some(limit) = self.config.limit(subject) else { return Ok(()) };
-        let now_ms = now.unix().saturating_mul(1000);
-        self.here.charge(subject, now, || self.try_charge(subject, now_ms, limit).ok())
+impl DebtStore for SqliteDebts {
+    fn charge(
+        &self,
+        subject: Subject<'_>,
+        interval: i64,
+        tolerance: i64,
+        now_ms: i64,
+    ) -> Option<Result<(), Exhausted>> {
+        self.try_charge(subject, interval, tolerance, now_ms).ok()
     }
 
-    fn refund(&self, subject: Subject<'_>, now: Timestamp) {
-        let Some(limit) = self.config.limit(subject) else { return };
-        self.here.refund(subject, now, || {
-            let (interval, _) = self.config.rates(limit);
-            let now_ms = now.unix().saturating_mul(1000);
-            let conn = self.shared.conn();
-            let Ok(tx) = Immediate::begin(&conn) else { return };
-            if let Ok(Some(debt)) = read(&tx, subject) {
-                if write(&tx, subject, debt.refunded(now_ms, interval)).is_ok() {
-                    let _ = tx.commit();
-                }
+    fn refund(&self, subject: Subject<'_>, interval: i64, _tolerance: i64, now_ms: i64) {
+        let conn = self.shared.conn();
+        let Ok(tx) = Immediate::begin(&conn) else { return };
+        if let Ok(Some(debt)) = read(&tx, subject) {
+            if write(&tx, subject, debt.refunded(now_ms, interval)).is_ok() {
+                let _ = tx.commit();
             }
-        });
-    }
-
-    fn exhausted(&self, subject: Subject<'_>, now: Timestamp) -> Option<Exhausted> {
-        self.here.exhausted(subject, now)
-    }
-
-    fn charge_nowait(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
-        self.here.charge_nowait(subject, now)
-    }
-
-    fn refund_nowait(&self, subject: Subject<'_>, now: Timestamp) {
-        self.here.refund_nowait(subject, now);
+        }
     }
 }

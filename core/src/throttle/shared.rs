@@ -1,12 +1,72 @@
-//! What a shared failure budget keeps in this process, so that nothing run on an event loop
-//! waits on its store (a SQLite write lock, a Redis round trip): the refusals this process's
-//! charges got ([`Refusals`], what the screen answers from) and this process's own count of
-//! every charge it made ([`InProcess`], what a shed is charged to).
+//! Failure budgets shared by processes: [`SharedBudget`] over a [`DebtStore`] (the SQLite
+//! admission file, Redis), one [`FailureBudget`] whatever the store. What it keeps in this
+//! process, so that nothing run on an event loop waits on the store (a SQLite write lock, a
+//! Redis round trip): the refusals this process's charges got ([`Refusals`], what the screen
+//! answers from) and this process's own count of every charge it made ([`InProcess`], what a
+//! shed is charged to).
 
 use super::{Exhausted, FailureBudget, LocalBudget, Subject, ThrottleConfig};
 use crate::time::Timestamp;
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Mutex, MutexGuard};
+
+/// Where a shared budget's debts live: one [`super::Debt`] per subject, charged or refunded
+/// atomically across processes with its arithmetic. `interval` and `tolerance` are the
+/// subject's kind's rates ([`ThrottleConfig::rates`]); `now_ms` the caller's clock (a store
+/// with a clock of its own, like Redis, uses that).
+pub trait DebtStore: Send + Sync + fmt::Debug {
+    /// One failure more: `Some(Ok)`, `Some(Err)` refused (nothing written), `None` when the
+    /// store could not answer.
+    fn charge(&self, subject: Subject<'_>, interval: i64, tolerance: i64, now_ms: i64)
+        -> Option<Result<(), Exhausted>>;
+    /// One failure back (never below zero); a store that cannot answer forgets it.
+    fn refund(&self, subject: Subject<'_>, interval: i64, tolerance: i64, now_ms: i64);
+}
+
+/// A failure budget shared by every process over one [`DebtStore`], with this process's
+/// half ([`InProcess`]) in front of it: the step's charges go to both, the shed's and the
+/// screen's never leave the process.
+#[derive(Debug)]
+pub struct SharedBudget<S> {
+    store: S,
+    here: InProcess,
+}
+
+impl<S: DebtStore> SharedBudget<S> {
+    /// Budgets with these limits over `store`.
+    pub fn new(store: S, config: ThrottleConfig) -> Self {
+        SharedBudget { store, here: InProcess::new(config) }
+    }
+}
+
+impl<S: DebtStore> FailureBudget for SharedBudget<S> {
+    fn charge(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
+        let Some(limit) = self.here.config().limit(subject) else { return Ok(()) };
+        let (interval, tolerance) = self.here.config().rates(limit);
+        self.here.charge(subject, now, || self.store.charge(subject, interval, tolerance, ms(now)))
+    }
+
+    fn refund(&self, subject: Subject<'_>, now: Timestamp) {
+        let Some(limit) = self.here.config().limit(subject) else { return };
+        let (interval, tolerance) = self.here.config().rates(limit);
+        self.here.refund(subject, now, || self.store.refund(subject, interval, tolerance, ms(now)));
+    }
+
+    /// No I/O: the refusals this process saw, or its own count spent.
+    fn exhausted(&self, subject: Subject<'_>, now: Timestamp) -> Option<Exhausted> {
+        self.here.exhausted(subject, now)
+    }
+
+    /// No I/O (a shed, on an event loop): a known refusal, else this process's count.
+    fn charge_nowait(&self, subject: Subject<'_>, now: Timestamp) -> Result<(), Exhausted> {
+        self.here.charge_nowait(subject, now)
+    }
+
+    fn refund_nowait(&self, subject: Subject<'_>, now: Timestamp) {
+        self.here.refund_nowait(subject, now);
+    }
+}
 
 /// The refusals this process's own charges got from a shared budget, each until its
 /// `Retry-After`: what a shared budget's [`FailureBudget::exhausted`] answers from, so the
@@ -114,9 +174,7 @@ impl InProcess {
                     self.local.refund(subject, now);
                     answer = Err(e);
                 }
-                None => {
-                    self.unrecorded(subject, 1);
-                }
+                None => self.unrecorded_charge(subject),
             }
         }
         self.refusals.note(subject, now_ms, answer);
@@ -128,32 +186,38 @@ impl InProcess {
     pub fn refund(&self, subject: Subject<'_>, now: Timestamp, store: impl FnOnce()) {
         self.refusals.forget(subject);
         self.local.refund(subject, now);
-        if !self.unrecorded(subject, -1) {
+        if !self.take_unrecorded(subject) {
             store();
         }
     }
 
-    /// Adds `delta` to the subject's unrecorded charges; true when one was taken back.
-    /// At most `max_tracked` subjects (past that, a refund may reach the store).
-    fn unrecorded(&self, subject: Subject<'_>, delta: i8) -> bool {
-        let mut map = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
+    fn unrecorded_lock(&self) -> MutexGuard<'_, HashMap<String, u32>> {
+        self.unrecorded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes a charge the store could not record (at most `max_tracked` subjects; past that,
+    /// its refund may reach the store).
+    fn unrecorded_charge(&self, subject: Subject<'_>) {
+        let cap = self.config().max_tracked.max(1);
+        let mut map = self.unrecorded_lock();
         let name = Refusals::name(subject);
-        if delta > 0 {
-            if let Some(n) = map.get_mut(&name) {
-                *n = n.saturating_add(1);
-            } else if map.len() < self.config().max_tracked.max(1) {
-                map.insert(name, 1);
-            }
-            return false;
+        if let Some(n) = map.get_mut(&name) {
+            *n = n.saturating_add(1);
+        } else if map.len() < cap {
+            map.insert(name, 1);
         }
-        match map.get_mut(&name) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                true
-            }
-            Some(_) => map.remove(&name).is_some(),
-            None => false,
+    }
+
+    /// Takes back one unrecorded charge of the subject; false when it has none.
+    fn take_unrecorded(&self, subject: Subject<'_>) -> bool {
+        let mut map = self.unrecorded_lock();
+        let name = Refusals::name(subject);
+        let Some(n) = map.get_mut(&name) else { return false };
+        *n -= 1;
+        if *n == 0 {
+            map.remove(&name);
         }
+        true
     }
 
     /// A shed's charge: a refusal this process knows, else this process's count; no I/O.
